@@ -1,0 +1,1 @@
+"""ltm-agent: long-term memory for LangGraph and LlamaIndex agents on Chroma."""

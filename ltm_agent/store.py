@@ -1,0 +1,357 @@
+"""The store interface: typed operations, two primitives, derived methods.
+
+A backend implements :meth:`MemoryStore.batch` and :meth:`MemoryStore.abatch`;
+everything else (``put/get/search/list/delete/count/list_namespaces`` and their
+``a``-prefixed async twins) derives from them, as in LangGraph's ``BaseStore``.
+Input validation lives here, shared by every backend and by sync and async.
+
+Search has two modes: ``"dense"`` (embedding cosine similarity, score in
+[-1, 1]) and ``"keyword"`` (BM25, score >= 0). Fusion of the two is a core
+concern (:mod:`ltm_agent.retrieval`), not a store one.
+
+Core types: :class:`MemoryStore`, the ops :class:`PutOp`, :class:`GetOp`,
+:class:`SearchOp`, :class:`ListOp`, :class:`DeleteOp`, :class:`CountOp`,
+:class:`ListNamespacesOp`, and :class:`StoreLimits`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple, Sequence, Union
+
+from ltm_agent.errors import (
+    EmptyTextError,
+    InvalidInputError,
+    InvalidTypeError,
+    TextTooLargeError,
+    describe,
+)
+from ltm_agent.filters import Filter, validate_filter
+from ltm_agent.namespaces import Namespace, validate_namespace
+from ltm_agent.records import ScoredItem, StoredItem
+
+__all__ = [
+    "CountOp",
+    "DeleteOp",
+    "GetOp",
+    "ListNamespacesOp",
+    "ListOp",
+    "MemoryStore",
+    "Op",
+    "PutOp",
+    "SearchMode",
+    "SearchOp",
+    "StoreLimits",
+    "validate_text",
+]
+
+SearchMode = Literal["dense", "keyword"]
+
+
+class PutOp(NamedTuple):
+    """Write one item (insert, or replace the item with the same id).
+
+    ``created_at`` of a replaced item is kept.
+    """
+
+    item: StoredItem
+    """The item; its namespace decides where it goes."""
+
+
+class GetOp(NamedTuple):
+    """Read items by id; missing ids come back as ``None``."""
+
+    namespace: Namespace
+    """Namespace to read from (exactly this one)."""
+    ids: tuple[str, ...]
+    """Ids to read, results in the same order."""
+
+
+class SearchOp(NamedTuple):
+    """Rank the items of one namespace against a query."""
+
+    namespace: Namespace
+    """Namespace to search (exactly this one)."""
+    query: str
+    """Query text."""
+    mode: SearchMode = "dense"
+    """``"dense"`` (embedding cosine) or ``"keyword"`` (BM25)."""
+    filter: Filter | None = None
+    """Metadata filter (see :mod:`ltm_agent.filters`)."""
+    limit: int = 10
+    """Maximum number of results."""
+    offset: int = 0
+    """Number of top results to skip."""
+
+
+class ListOp(NamedTuple):
+    """List the items of one namespace, ordered by id."""
+
+    namespace: Namespace
+    """Namespace to list (exactly this one)."""
+    filter: Filter | None = None
+    """Metadata filter."""
+    limit: int | None = None
+    """Maximum number of items, ``None`` for all."""
+    offset: int = 0
+    """Number of items to skip."""
+
+
+class DeleteOp(NamedTuple):
+    """Delete items by id, or the whole namespace when ``ids`` is ``None``."""
+
+    namespace: Namespace
+    """Namespace to delete from."""
+    ids: tuple[str, ...] | None = None
+    """Ids to delete; ``None`` deletes every item of the namespace."""
+
+
+class CountOp(NamedTuple):
+    """Count the items of one namespace."""
+
+    namespace: Namespace
+
+
+class ListNamespacesOp(NamedTuple):
+    """List namespaces that hold items, optionally under a prefix."""
+
+    prefix: Namespace = ()
+    """Only namespaces starting with these labels."""
+    limit: int = 100
+    offset: int = 0
+
+
+Op = Union[PutOp, GetOp, SearchOp, ListOp, DeleteOp, CountOp, ListNamespacesOp]
+Result = Any
+
+
+@dataclass(frozen=True, slots=True)
+class StoreLimits:
+    """Size rules every store enforces before writing.
+
+    Attributes:
+        max_text_chars: Longest text (and index key) accepted; longer text
+            raises :class:`TextTooLargeError` (callers chunk it first).
+        max_batch: Most items in one put batch.
+    """
+
+    max_text_chars: int = 100_000
+    max_batch: int = 10_000
+
+
+def validate_text(text: object, *, limits: StoreLimits, what: str = "text") -> str:
+    """Check that ``text`` is a non-empty str within the size limit."""
+    if not isinstance(text, str):
+        raise InvalidTypeError(f"{what} must be str, got {describe(text)}; decode bytes first")
+    if not text.strip():
+        raise EmptyTextError(f"{what} is empty or only whitespace; skip it or write some content")
+    if len(text) > limits.max_text_chars:
+        raise TextTooLargeError(
+            f"{what} has {len(text):,} characters, over the limit of {limits.max_text_chars:,}; "
+            f"split it (ltm_agent.tokens.chunk_text) or raise StoreLimits.max_text_chars"
+        )
+    if "\x00" in text:
+        raise InvalidInputError(f"{what} contains a NUL character; strip control characters first")
+    return text
+
+
+def _validate_metadata(item: StoredItem) -> None:
+    if not isinstance(item.metadata, dict) and not hasattr(item.metadata, "items"):
+        raise InvalidTypeError(f"metadata must be a dict, got {describe(item.metadata)}")
+    for key, value in item.metadata.items():
+        if not isinstance(key, str) or not key:
+            raise InvalidInputError(f"metadata keys must be non-empty str, got {describe(key)}")
+        if key.startswith("_"):
+            raise InvalidInputError(f"metadata key {key!r} is reserved (keys starting with '_')")
+        if not isinstance(value, (str, int, float, bool)):
+            raise InvalidTypeError(
+                f"metadata {key!r} must be a flat scalar (str, int, float, bool), got "
+                f"{describe(value)}; serialise structure with json.dumps"
+            )
+
+
+def _validate_id(value: object) -> str:
+    if not isinstance(value, str) or not value or len(value) > 256:
+        raise InvalidInputError(f"ids must be non-empty str of at most 256 characters, got {describe(value)}")
+    return value
+
+
+def _validate_page(limit: int | None, offset: int) -> None:
+    if limit is not None and (not isinstance(limit, int) or limit < 0):
+        raise InvalidInputError(f"limit must be a non-negative int, got {describe(limit)}")
+    if not isinstance(offset, int) or offset < 0:
+        raise InvalidInputError(f"offset must be a non-negative int, got {describe(offset)}")
+
+
+class MemoryStore(ABC):
+    """Abstract store: implement ``batch``/``abatch``, get everything else.
+
+    Every operation is scoped to one namespace (listing to a prefix); there is
+    no call that reads across tenants. Subclasses call :meth:`validate_ops`
+    before touching storage, so a bad batch changes nothing.
+    """
+
+    limits: StoreLimits = StoreLimits()
+    embedder_name: str = ""
+
+    # -- primitives -------------------------------------------------------
+
+    @abstractmethod
+    def batch(self, ops: Sequence[Op]) -> list[Result]:
+        """Run operations in order and return one result per op."""
+
+    @abstractmethod
+    async def abatch(self, ops: Sequence[Op]) -> list[Result]:
+        """Async twin of :meth:`batch`."""
+
+    def close(self) -> None:
+        """Release resources; the default does nothing."""
+
+    def __enter__(self) -> MemoryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> MemoryStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- validation shared by every backend ------------------------------
+
+    def validate_ops(self, ops: Sequence[Op]) -> list[Op]:
+        """Validate every op before any is run; return them normalised."""
+        checked: list[Op] = []
+        puts = 0
+        for op in ops:
+            if isinstance(op, PutOp):
+                puts += 1
+                item = op.item
+                if not isinstance(item, StoredItem):
+                    raise InvalidTypeError(f"PutOp.item must be a StoredItem, got {describe(item)}")
+                validate_namespace(item.namespace)
+                _validate_id(item.id)
+                validate_text(item.text, limits=self.limits)
+                if item.key is not None:
+                    validate_text(item.key, limits=self.limits, what="index key")
+                _validate_metadata(item)
+                checked.append(op)
+            elif isinstance(op, GetOp):
+                ids = tuple(_validate_id(i) for i in op.ids)
+                checked.append(op._replace(namespace=validate_namespace(op.namespace), ids=ids))
+            elif isinstance(op, SearchOp):
+                if op.mode not in ("dense", "keyword"):
+                    raise InvalidInputError(f"search mode must be 'dense' or 'keyword', got {op.mode!r}")
+                validate_text(op.query, limits=self.limits, what="query")
+                validate_filter(op.filter)
+                _validate_page(op.limit, op.offset)
+                checked.append(op._replace(namespace=validate_namespace(op.namespace)))
+            elif isinstance(op, ListOp):
+                validate_filter(op.filter)
+                _validate_page(op.limit, op.offset)
+                checked.append(op._replace(namespace=validate_namespace(op.namespace)))
+            elif isinstance(op, DeleteOp):
+                ids = None if op.ids is None else tuple(_validate_id(i) for i in op.ids)
+                checked.append(op._replace(namespace=validate_namespace(op.namespace), ids=ids))
+            elif isinstance(op, CountOp):
+                checked.append(op._replace(namespace=validate_namespace(op.namespace)))
+            elif isinstance(op, ListNamespacesOp):
+                _validate_page(op.limit, op.offset)
+                checked.append(op._replace(prefix=validate_namespace(op.prefix, allow_empty=True)))
+            else:
+                raise InvalidTypeError(f"unknown store operation {describe(op)}")
+        if puts > self.limits.max_batch:
+            raise InvalidInputError(
+                f"{puts} puts in one batch, over the limit of {self.limits.max_batch}; split the batch"
+            )
+        return checked
+
+    # -- derived sync API -------------------------------------------------
+
+    def put(self, items: Sequence[StoredItem]) -> None:
+        """Write items (all validated first; nothing is written if one is bad)."""
+        self.batch([PutOp(item) for item in items])
+
+    def get(self, namespace: Namespace, ids: Sequence[str]) -> list[StoredItem | None]:
+        """Read items by id from one namespace."""
+        return self.batch([GetOp(tuple(namespace), tuple(ids))])[0]
+
+    def search(
+        self,
+        namespace: Namespace,
+        query: str,
+        *,
+        mode: SearchMode = "dense",
+        filter: Filter | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> list[ScoredItem]:
+        """Rank the items of one namespace against ``query``."""
+        return self.batch([SearchOp(tuple(namespace), query, mode, filter, limit, offset)])[0]
+
+    def list(
+        self,
+        namespace: Namespace,
+        *,
+        filter: Filter | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[StoredItem]:
+        """List the items of one namespace ordered by id."""
+        return self.batch([ListOp(tuple(namespace), filter, limit, offset)])[0]
+
+    def delete(self, namespace: Namespace, ids: Sequence[str] | None = None) -> int:
+        """Delete items (or the whole namespace); return how many were removed."""
+        return self.batch([DeleteOp(tuple(namespace), None if ids is None else tuple(ids))])[0]
+
+    def count(self, namespace: Namespace) -> int:
+        """Number of items in one namespace."""
+        return self.batch([CountOp(tuple(namespace))])[0]
+
+    def list_namespaces(self, prefix: Namespace = (), *, limit: int = 100, offset: int = 0) -> list[Namespace]:
+        """Namespaces holding items, sorted, optionally under ``prefix``."""
+        return self.batch([ListNamespacesOp(tuple(prefix), limit, offset)])[0]
+
+    # -- derived async API ------------------------------------------------
+
+    async def aput(self, items: Sequence[StoredItem]) -> None:
+        await self.abatch([PutOp(item) for item in items])
+
+    async def aget(self, namespace: Namespace, ids: Sequence[str]) -> list[StoredItem | None]:
+        return (await self.abatch([GetOp(tuple(namespace), tuple(ids))]))[0]
+
+    async def asearch(
+        self,
+        namespace: Namespace,
+        query: str,
+        *,
+        mode: SearchMode = "dense",
+        filter: Filter | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> list[ScoredItem]:
+        return (await self.abatch([SearchOp(tuple(namespace), query, mode, filter, limit, offset)]))[0]
+
+    async def alist(
+        self,
+        namespace: Namespace,
+        *,
+        filter: Filter | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[StoredItem]:
+        return (await self.abatch([ListOp(tuple(namespace), filter, limit, offset)]))[0]
+
+    async def adelete(self, namespace: Namespace, ids: Sequence[str] | None = None) -> int:
+        return (await self.abatch([DeleteOp(tuple(namespace), None if ids is None else tuple(ids))]))[0]
+
+    async def acount(self, namespace: Namespace) -> int:
+        return (await self.abatch([CountOp(tuple(namespace))]))[0]
+
+    async def alist_namespaces(
+        self, prefix: Namespace = (), *, limit: int = 100, offset: int = 0
+    ) -> list[Namespace]:
+        return (await self.abatch([ListNamespacesOp(tuple(prefix), limit, offset)]))[0]

@@ -1,1 +1,23 @@
-"""placeholder"""
+"""The read path: time windows, hybrid search, fusion and budget packing.
+
+Core types: :class:`HybridRetriever`, :class:`RetrievalConfig`, :class:`Retriever`.
+"""
+
+from ltm_agent.retrieval.base import Retriever
+from ltm_agent.retrieval.fusion import reciprocal_rank_fusion
+from ltm_agent.retrieval.hybrid import HybridRetriever, RetrievalConfig, to_memory_item
+from ltm_agent.retrieval.packing import pack, render_context
+from ltm_agent.retrieval.time_window import TimeWindow, query_time_window, stable_partition
+
+__all__ = [
+    "HybridRetriever",
+    "RetrievalConfig",
+    "Retriever",
+    "TimeWindow",
+    "pack",
+    "query_time_window",
+    "reciprocal_rank_fusion",
+    "render_context",
+    "stable_partition",
+    "to_memory_item",
+]

@@ -1,0 +1,228 @@
+"""The ``ltm-agent`` command line: ingest, search, timeline, stats, forget, bench, demo.
+
+Every command opens an embedded Chroma store (``--store DIR``) or a Chroma
+server (``--server http://127.0.0.1:8000``) and reads or writes exactly the
+namespace it is given.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ltm_agent.errors import LTMError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Long-term memory for agents, on Chroma.")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (see docs/benchmarks.md).")
+app.add_typer(bench_app, name="bench")
+console = Console(stderr=True)
+out = Console()
+
+StoreOpt = typer.Option(None, "--store", help="Embedded Chroma directory (default .ltm when no --server).")
+ServerOpt = typer.Option(None, "--server", help="Chroma server URL, e.g. http://127.0.0.1:8000.")
+NamespaceOpt = typer.Option("default", "--namespace", "-n", help="Tenant namespace, labels joined by '/'.")
+
+
+@contextmanager
+def open_store(store: Optional[Path], server: Optional[str]) -> Iterator["object"]:
+    """Open the store the options name (embedded directory or server)."""
+    from ltm_agent.memory_stores.chroma import ChromaStore
+
+    if store is not None and server is not None:
+        raise typer.BadParameter("give --store or --server, not both")
+    handle = ChromaStore.server(server) if server else ChromaStore.persistent(store or Path(".ltm"))
+    try:
+        yield handle
+    finally:
+        handle.close()
+
+
+def _fail(exc: LTMError) -> None:
+    console.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}")
+    raise typer.Exit(code=2)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    )
+
+
+@app.command()
+def ingest(
+    path: Path = typer.Argument(..., help="Conversation file."),
+    format: str = typer.Option("jsonl", "--format", "-f", help="locomo | longmemeval | jsonl"),
+    store: Optional[Path] = StoreOpt,
+    server: Optional[str] = ServerOpt,
+    namespace: str = NamespaceOpt,
+    units: str = typer.Option("turn", help="Retrievable units besides raw turns: turn,round,window."),
+) -> None:
+    """Ingest conversations as episodes. Several conversations go to NAMESPACE/<conversation id>."""
+    from ltm_agent.loaders import load_conversations
+    from ltm_agent.namespaces import parse_namespace
+    from ltm_agent.timeline import EpisodicTimeline
+
+    try:
+        base = parse_namespace(namespace)
+        conversations = load_conversations(path, format)  # type: ignore[arg-type]
+        total = sum(c.turn_count for c in conversations)
+        started = time.perf_counter()
+        with open_store(store, server) as handle, _progress() as bar:
+            task = bar.add_task(f"ingesting {path.name}", total=total)
+            for conversation in conversations:
+                ns = base if len(conversations) == 1 else (*base, conversation.id)
+                timeline = EpisodicTimeline(handle, ns, units=units.split(","))  # type: ignore[arg-type]
+                timeline.ingest(conversation, on_items=lambda n: bar.advance(task, n))
+        elapsed = time.perf_counter() - started
+    except LTMError as exc:
+        _fail(exc)
+        return
+    where = server or str(store or Path(".ltm"))
+    console.print(
+        f"ingested {len(conversations)} conversation(s), {total} turns in {elapsed:.1f}s "
+        f"({total / max(elapsed, 1e-9):.0f} turns/s) into {where}"
+    )
+    for conversation in conversations[:10]:
+        ns = base if len(conversations) == 1 else (*base, conversation.id)
+        console.print(f"  namespace: {'/'.join(ns)}")
+    if len(conversations) > 10:
+        console.print(f"  ... and {len(conversations) - 10} more")
+
+
+@app.command()
+def search(
+    query: str = typer.Argument(..., help="Question or text to search for."),
+    store: Optional[Path] = StoreOpt,
+    server: Optional[str] = ServerOpt,
+    namespace: str = NamespaceOpt,
+    k: int = typer.Option(10, "--k", help="Most items returned."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Only episodes on or before this date."),
+    reference_date: Optional[str] = typer.Option(None, "--reference-date", help="'Now' for relative dates."),
+    budget_tokens: Optional[int] = typer.Option(None, "--budget-tokens", help="Pack results into this many tokens."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON lines."),
+) -> None:
+    """Hybrid, time-aware search in one namespace."""
+    from ltm_agent.dates import parse_date
+    from ltm_agent.namespaces import parse_namespace
+    from ltm_agent.records import utcnow
+    from ltm_agent.retrieval import HybridRetriever
+
+    try:
+        ns = parse_namespace(namespace)
+        when = parse_date(as_of) if as_of else None
+        ref = parse_date(reference_date) if reference_date else utcnow()
+        with open_store(store, server) as handle:
+            started = time.perf_counter()
+            items = HybridRetriever(handle).retrieve(
+                ns, query, reference_time=ref, budget_tokens=budget_tokens, k=k, as_of=when
+            )
+            elapsed = (time.perf_counter() - started) * 1000
+    except LTMError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        for item in items:
+            out.print_json(json.dumps(item.to_dict()))
+        return
+    table = Table(title=f"{len(items)} result(s) in {elapsed:.0f} ms", show_lines=False)
+    for column in ("#", "score", "time", "tokens", "sources", "text"):
+        table.add_column(column, overflow="fold")
+    for rank, item in enumerate(items, 1):
+        table.add_row(
+            str(rank), f"{item.score:.4f}", item.time.date().isoformat() if item.time else "-",
+            str(item.tokens), ",".join(item.sources), item.text,
+        )
+    out.print(table)
+
+
+@app.command()
+def timeline(
+    store: Optional[Path] = StoreOpt,
+    server: Optional[str] = ServerOpt,
+    namespace: str = NamespaceOpt,
+    from_: Optional[str] = typer.Option(None, "--from", help="Start date."),
+    to: Optional[str] = typer.Option(None, "--to", help="End date."),
+) -> None:
+    """Print the namespace's turns in time order (optionally between two dates)."""
+    from ltm_agent.dates import parse_date
+    from ltm_agent.namespaces import parse_namespace
+    from ltm_agent.timeline import EpisodicTimeline
+
+    try:
+        ns = parse_namespace(namespace)
+        with open_store(store, server) as handle:
+            line = EpisodicTimeline(handle, ns)
+            if from_ or to:
+                start = parse_date(from_) if from_ else parse_date("1970-01-01T00:00:00+00:00")
+                end = parse_date(to) if to else parse_date("9999-01-01T00:00:00+00:00")
+                episodes = line.between(start, end)
+            else:
+                episodes = line.episodes()
+    except LTMError as exc:
+        _fail(exc)
+        return
+    session = None
+    for episode in episodes:
+        if episode.session_id != session:
+            session = episode.session_id
+            out.print(f"[bold]session {episode.session_index + 1} ({session}) - {episode.event_time:%Y-%m-%d %H:%M}[/]")
+        out.print(f"  {','.join(episode.sources):>10}  {episode.text}", highlight=False)
+
+
+@app.command()
+def stats(store: Optional[Path] = StoreOpt, server: Optional[str] = ServerOpt) -> None:
+    """Namespaces in the store and their item counts."""
+    try:
+        with open_store(store, server) as handle:
+            namespaces = handle.list_namespaces(limit=100_000)  # type: ignore[attr-defined]
+            rows = [("/".join(ns), handle.count(ns)) for ns in namespaces]  # type: ignore[attr-defined]
+    except LTMError as exc:
+        _fail(exc)
+        return
+    table = Table(title=f"{len(rows)} namespace(s)")
+    table.add_column("namespace")
+    table.add_column("items", justify="right")
+    for name, count in rows:
+        table.add_row(name, str(count))
+    out.print(table)
+
+
+@app.command()
+def forget(
+    store: Optional[Path] = StoreOpt,
+    server: Optional[str] = ServerOpt,
+    namespace: str = typer.Option(..., "--namespace", "-n", help="Tenant namespace to erase."),
+) -> None:
+    """Remove every record of one tenant namespace."""
+    from ltm_agent.namespaces import parse_namespace
+
+    try:
+        ns = parse_namespace(namespace)
+        with open_store(store, server) as handle:
+            removed = handle.delete(ns)  # type: ignore[attr-defined]
+    except LTMError as exc:
+        _fail(exc)
+        return
+    console.print(f"removed {removed} record(s) from namespace {'/'.join(ns)}")
+
+
+def main() -> None:
+    """Entry point of the ``ltm-agent`` script."""
+    try:
+        app()
+    except LTMError as exc:  # pragma: no cover - commands catch their own
+        console.print(f"[bold red]error:[/] {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,178 @@
+"""Hybrid, time-aware retrieval over one namespace.
+
+Read path: question (+ reference date) → candidates from dense and keyword
+(BM25) search inside the namespace → reciprocal-rank fusion → time-aware
+expansion (episodes inside the question's time window move to the front,
+order kept) → :class:`~ltm_agent.records.MemoryItem` s with text, score, time,
+tokens and sources → optional packing into a token budget.
+
+Core types: :class:`RetrievalConfig`, :class:`HybridRetriever`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Sequence
+
+from ltm_agent.filters import Filter
+from ltm_agent.namespaces import Namespace, validate_namespace
+from ltm_agent.records import MemoryItem, RecordKind, StoredItem, from_timestamp, require_aware, to_timestamp
+from ltm_agent.retrieval.fusion import reciprocal_rank_fusion
+from ltm_agent.retrieval.packing import pack
+from ltm_agent.retrieval.time_window import TimeWindow, query_time_window, stable_partition
+from ltm_agent.store import MemoryStore, validate_text
+from ltm_agent.tokens import count_tokens
+
+__all__ = ["HybridRetriever", "RetrievalConfig", "to_memory_item"]
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievalConfig:
+    """How the read path ranks memories. Defaults are the measured ``ltm`` configuration.
+
+    Attributes:
+        units: Record kinds that are retrievable (raw turns, rounds, windows, facts, ...).
+        hybrid: Fuse BM25 with dense search; ``False`` = dense only.
+        time_expansion: Move episodes inside the question's time window to the front.
+        candidates: Results taken from each of dense and keyword search.
+        rrf_k: Reciprocal-rank-fusion constant.
+        dense_weight: Weight of the dense ranking in fusion.
+        keyword_weight: Weight of the BM25 ranking in fusion.
+        widen_days: Margin around a resolved time window (LongMemEval: 2).
+        render_dates: Prefix each item's text with its date (counted in its tokens).
+    """
+
+    units: tuple[str, ...] = (str(RecordKind.TURN),)
+    hybrid: bool = True
+    time_expansion: bool = True
+    candidates: int = 100
+    rrf_k: float = 60.0
+    dense_weight: float = 1.0
+    keyword_weight: float = 1.0
+    widen_days: float = 2.0
+    render_dates: bool = True
+
+    def but(self, **changes: object) -> RetrievalConfig:
+        """A copy with some fields changed (for ablations)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def to_memory_item(item: StoredItem, score: float, *, render_dates: bool = True) -> MemoryItem:
+    """A store item as a retrieval result, its text rendered as it goes into a prompt."""
+    meta = item.metadata
+    ts = meta.get("event_ts", meta.get("valid_ts"))
+    time = from_timestamp(ts) if ts is not None else None
+    text = f"[{time:%Y-%m-%d}] {item.text}" if (render_dates and time is not None) else item.text
+    return MemoryItem(
+        id=item.id,
+        kind=str(meta.get("kind", "")),
+        text=text,
+        score=score,
+        time=time,
+        tokens=count_tokens(text),
+        sources=tuple(json.loads(str(meta.get("sources", "[]")))),
+        namespace=item.namespace,
+    )
+
+
+class HybridRetriever:
+    """Dense + BM25 retrieval with fusion and time-aware expansion (a :class:`Retriever`).
+
+    Args:
+        store: The store to read.
+        config: Ranking configuration.
+
+    Example:
+        >>> from ltm_agent.memory_stores import InMemoryStore
+        >>> from ltm_agent.timeline import EpisodicTimeline
+        >>> from ltm_agent.loaders import load_conversations
+        >>> from ltm_agent.data import sample_conversation_path
+        >>> store = InMemoryStore()
+        >>> _ = EpisodicTimeline(store, ("maya",)).ingest(load_conversations(sample_conversation_path(), "jsonl")[0])
+        >>> items = HybridRetriever(store).retrieve(("maya",), "What is the cat called?", budget_tokens=200)
+        >>> all(i.tokens <= 200 for i in items)
+        True
+    """
+
+    def __init__(self, store: MemoryStore, config: RetrievalConfig | None = None) -> None:
+        self.store = store
+        self.config = config or RetrievalConfig()
+
+    def time_window(self, query: str, reference_time: datetime | None) -> TimeWindow | None:
+        """The question's time window, or ``None`` (no reference time, expansion off, no time named)."""
+        if reference_time is None or not self.config.time_expansion:
+            return None
+        return query_time_window(query, reference_time, widen=timedelta(days=self.config.widen_days))
+
+    def _where(self, as_of: datetime | None, extra: Filter | None) -> dict:
+        where: dict = {"kind": {"$in": list(self.config.units)}}
+        if as_of is not None:
+            where["event_ts"] = {"$lte": to_timestamp(require_aware(as_of, "as_of"))}
+        if extra:
+            where.update(extra)
+        return where
+
+    def rank(
+        self,
+        namespace: Namespace,
+        query: str,
+        *,
+        reference_time: datetime | None = None,
+        as_of: datetime | None = None,
+        filter: Filter | None = None,
+    ) -> list[MemoryItem]:
+        """Every candidate in fused, time-expanded rank order (no budget, no cut)."""
+        namespace = validate_namespace(namespace)
+        validate_text(query, limits=self.store.limits, what="query")
+        where = self._where(as_of, filter)
+        limit = self.config.candidates
+        dense = self.store.search(namespace, query, mode="dense", filter=where, limit=limit)
+        rankings = [dense]
+        weights = [self.config.dense_weight]
+        if self.config.hybrid:
+            rankings.append(self.store.search(namespace, query, mode="keyword", filter=where, limit=limit))
+            weights.append(self.config.keyword_weight)
+        by_id = {s.item.id: s.item for ranking in rankings for s in ranking}
+        fused = reciprocal_rank_fusion([[s.item.id for s in r] for r in rankings], k=self.config.rrf_k, weights=weights)
+        items = [to_memory_item(by_id[i], score, render_dates=self.config.render_dates) for i, score in fused]
+        window = self.time_window(query, reference_time)
+        if window is not None:
+            items = stable_partition(items, lambda m: window.contains(m.time))
+        return items
+
+    def retrieve(
+        self,
+        namespace: Namespace,
+        query: str,
+        *,
+        reference_time: datetime | None = None,
+        budget_tokens: int | None = None,
+        k: int = 10,
+        as_of: datetime | None = None,
+        filter: Filter | None = None,
+    ) -> list[MemoryItem]:
+        """Top ``k`` memories for ``query`` in ``namespace``, packed into ``budget_tokens`` when given.
+
+        Args:
+            namespace: Tenant namespace to read (only this one).
+            query: The question or message.
+            reference_time: When the question is asked (resolves "last week").
+            budget_tokens: Token budget for the returned items (greedy packing).
+            k: Most items returned.
+            as_of: Only episodes that happened on or before this time (facts have
+                their own bi-temporal view: ``EpisodicTimeline.facts_as_of``).
+            filter: Extra metadata filter.
+        """
+        ranked = self.rank(namespace, query, reference_time=reference_time, as_of=as_of, filter=filter)
+        return pack(ranked, budget_tokens)[:k]
+
+    async def aretrieve(self, namespace: Namespace, query: str, **kwargs: object) -> list[MemoryItem]:
+        """Async twin of :meth:`retrieve` (runs the sync read in a worker thread)."""
+        return await asyncio.to_thread(self.retrieve, namespace, query, **kwargs)  # type: ignore[arg-type]
+
+    def retrieve_many(self, namespace: Namespace, queries: Sequence[str], **kwargs: object) -> list[list[MemoryItem]]:
+        """:meth:`retrieve` for several queries."""
+        return [self.retrieve(namespace, q, **kwargs) for q in queries]  # type: ignore[arg-type]

@@ -1,0 +1,133 @@
+"""Time-aware query expansion: the time window a question points at.
+
+Time expressions in the question ("last Saturday", "two weeks ago", "in May
+2023") are found and resolved by ``dateparser`` against the question's own
+reference date, turned into a window by the expression's granularity (day,
+week, month, year) and widened by ±2 days (LongMemEval's time-aware query
+expansion). Retrieval then moves episodes inside the window to the front of the
+ranking, keeping their order (a stable partition, not a filter).
+
+Core types: :class:`TimeWindow`, :func:`query_time_window`, :func:`stable_partition`.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Callable, Sequence, TypeVar
+
+from ltm_agent.records import require_aware
+
+__all__ = ["TimeWindow", "query_time_window", "stable_partition"]
+
+T = TypeVar("T")
+
+# dateparser's search is eager: it matches words like "we" or "may" on their own.
+# A match must contain a digit or one of these words before we trust it.
+_TIME_WORDS = re.compile(
+    r"\b(ago|yesterday|today|tonight|tomorrow|last|past|previous|next|this|week|weeks|month|months|year|years|"
+    r"day|days|weekend|monday|tuesday|wednesday|thursday|friday|saturday|sunday|january|february|march|"
+    r"april|may|june|july|august|september|october|november|december|jan|feb|mar|apr|jun|jul|aug|sep|sept|"
+    r"oct|nov|dec)\b",
+    re.IGNORECASE,
+)
+_AMBIGUOUS_ALONE = {"may", "march", "this", "last", "next", "past", "day", "week", "month", "year", "today"}
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """A closed interval of event time, with the expression it came from."""
+
+    start: datetime
+    end: datetime
+    expression: str
+
+    def contains(self, when: datetime | None) -> bool:
+        return when is not None and self.start <= when <= self.end
+
+
+def _plausible(match: str) -> bool:
+    words = re.findall(r"[A-Za-z]+", match.lower())
+    if any(ch.isdigit() for ch in match):
+        return True
+    hits = [w for w in words if _TIME_WORDS.fullmatch(w)]
+    # "may" or "this" alone is usually not a date ("you may", "this book").
+    return bool(hits) and not (len(words) == 1 and words[0] in _AMBIGUOUS_ALONE)
+
+
+def _span(anchor: datetime, period: str, expression: str) -> tuple[datetime, datetime]:
+    day = anchor.replace(hour=0, minute=0, second=0, microsecond=0)
+    relative = bool(re.search(r"\bago\b|\blast\b|\bpast\b|\bprevious\b", expression, re.IGNORECASE))
+    if period == "week":
+        return day - timedelta(days=7), day + timedelta(days=7)
+    if period == "month":
+        if relative:
+            return day - timedelta(days=16), day + timedelta(days=16)
+        start = day.replace(day=1)
+        end = (start + timedelta(days=32)).replace(day=1)
+        return start, end
+    if period == "year":
+        if relative:
+            return day - timedelta(days=183), day + timedelta(days=183)
+        return day.replace(month=1, day=1), day.replace(year=day.year + 1, month=1, day=1)
+    return day, day + timedelta(days=1)
+
+
+def query_time_window(
+    question: str,
+    reference_time: datetime,
+    *,
+    widen: timedelta = timedelta(days=2),
+) -> TimeWindow | None:
+    """The event-time window a question refers to, or ``None`` when it names no time.
+
+    Args:
+        question: The question text.
+        reference_time: When the question is asked; relative expressions resolve
+            against it (not against today).
+        widen: Margin added on both sides (LongMemEval: ±2 days).
+
+    Example:
+        >>> from datetime import datetime, UTC
+        >>> w = query_time_window("What did I do last Saturday?", datetime(2023, 5, 20, tzinfo=UTC))
+        >>> (w.start.date().isoformat(), w.end.date().isoformat())
+        ('2023-05-11', '2023-05-16')
+    """
+    require_aware(reference_time, "reference_time")
+    if not _TIME_WORDS.search(question) and not re.search(r"\d", question):
+        return None  # cheap exit: most questions name no time at all
+    from dateparser.date import DateDataParser
+    from dateparser.search import search_dates
+
+    base = reference_time.astimezone(UTC).replace(tzinfo=None)
+    settings = {"RELATIVE_BASE": base, "PREFER_DATES_FROM": "past", "RETURN_AS_TIMEZONE_AWARE": False}
+    with _lock:  # dateparser keeps module-level caches; keep it to one thread at a time
+        found = search_dates(question, languages=["en"], settings=settings) or []
+        parser = DateDataParser(languages=["en"], settings=settings)
+        spans: list[tuple[datetime, datetime, str]] = []
+        for expression, _ in found:
+            if not _plausible(expression):
+                continue
+            data = parser.get_date_data(expression)
+            if data.date_obj is None:
+                continue
+            start, end = _span(data.date_obj, data.period or "day", expression)
+            spans.append((start, end, expression.strip()))
+    if not spans:
+        return None
+    start = min(s for s, _, _ in spans).replace(tzinfo=UTC) - widen
+    end = max(e for _, e, _ in spans).replace(tzinfo=UTC) + widen
+    return TimeWindow(start, end, "; ".join(x for _, _, x in spans))
+
+
+def stable_partition(items: Sequence[T], inside: Callable[[T], bool]) -> list[T]:
+    """Items for which ``inside`` holds first, then the rest; order kept in both groups.
+
+    Example:
+        >>> stable_partition([1, 2, 3, 4], lambda x: x % 2 == 0)
+        [2, 4, 1, 3]
+    """
+    return [x for x in items if inside(x)] + [x for x in items if not inside(x)]

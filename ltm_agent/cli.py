@@ -215,6 +215,39 @@ def forget(
     console.print(f"removed {removed} record(s) from namespace {'/'.join(ns)}")
 
 
+@app.command()
+def demo(store: Path = typer.Option(Path(".ltm-demo"), "--store", help="Where the demo persists memory.")) -> None:
+    """The main job: ingest the shipped sample conversation and answer questions across sessions."""
+    from ltm_agent.demo import run_demo
+
+    try:
+        run_demo(store, console=out)
+    except LTMError as exc:
+        _fail(exc)
+
+
+@bench_app.command("retrieval")
+def bench_retrieval(
+    dataset: str = typer.Option(..., "--dataset", help="locomo | longmemeval"),
+    data: Path = typer.Option(..., "--data", help="Data file."),
+    out_dir: Path = typer.Option(..., "--out", help="Output folder (resumed if it has results)."),
+    systems: Optional[str] = typer.Option(None, "--systems", help="Comma-separated system names."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N questions."),
+) -> None:
+    """Retrieval benchmark: results.jsonl, summary.json, report.md and a plot in --out."""
+    from ltm_agent.bench.retrieval_bench import run_retrieval_bench
+    from ltm_agent.bench.systems import DEFAULT_SYSTEMS
+
+    try:
+        names = tuple(s.strip() for s in systems.split(",")) if systems else DEFAULT_SYSTEMS
+        run = run_retrieval_bench(dataset, data, out_dir, systems=names, limit=limit)
+    except LTMError as exc:
+        _fail(exc)
+        return
+    out.print(run.report.read_text(encoding="utf-8"))
+    console.print(f"wrote {run.results}, {run.summary}, {run.report}")
+
+
 def main() -> None:
     """Entry point of the ``ltm-agent`` script."""
     try:

@@ -1,0 +1,32 @@
+# The two commands (README): `make demo` sets up and runs the main job, `make test` sets up and runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export ANONYMIZED_TELEMETRY := False
+
+.PHONY: setup setup-test demo test bench-locomo bench-longmemeval clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+setup: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[local,bench]'
+
+setup-test: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[local,test]'
+
+demo: setup
+	$(BIN)/ltm-agent demo
+
+test: setup-test
+	$(BIN)/python -m pytest -q
+
+bench-locomo: setup
+	$(BIN)/ltm-agent bench retrieval --dataset locomo --data ../shared/data/locomo/locomo10_dev.json --out bench-out/locomo
+
+bench-longmemeval: setup
+	$(BIN)/ltm-agent bench retrieval --dataset longmemeval --data ../shared/data/longmemeval/longmemeval_s_dev.jsonl.gz --out bench-out/longmemeval
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .ltm bench-out

@@ -1,0 +1,209 @@
+"""``ltm-agent bench retrieval``: run every system on a data set and write the contract's files.
+
+Per conversation (a LoCoMo sample, or a LongMemEval question's haystack), each
+system ingests it into a fresh namespace, answers that conversation's
+questions, and forgets it. Lines go to ``results.jsonl`` as they are produced,
+so a re-run resumes where a crash stopped (with embeddings from the cache).
+A separate speed phase times ingest with an uncached embedder.
+
+Core function: :func:`run_retrieval_bench`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from tqdm.auto import tqdm
+
+from ltm_agent.bench.cache import CachedEmbedder
+from ltm_agent.bench.datasets import Question, load_questions
+from ltm_agent.bench.systems import DEFAULT_SYSTEMS, BenchSystem, make_system
+from ltm_agent.conversations import Conversation
+from ltm_agent.embeddings import Embedder, default_embedder
+from ltm_agent.loaders import load_conversations
+from ltm_agent.records import MemoryItem
+
+__all__ = ["BenchRun", "run_retrieval_bench", "retrieved_payload"]
+
+MAX_BUDGET = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class BenchRun:
+    """Where a run wrote its files."""
+
+    out_dir: Path
+    results: Path
+    summary: Path
+    report: Path
+
+
+def retrieved_payload(items: Sequence[MemoryItem], budget: int = MAX_BUDGET) -> list[dict]:
+    """Ranked items as contract dicts, up to and including the first that overflows ``budget``."""
+    payload, total = [], 0
+    for item in items:
+        payload.append(
+            {"id": item.id, "text": item.text, "tokens": item.tokens, "sources": list(item.sources), "score": round(item.score, 6)}
+        )
+        total += item.tokens
+        if total > budget:
+            break
+    return payload
+
+
+def _done(results: Path) -> set[tuple[str, str]]:
+    done: set[tuple[str, str]] = set()
+    if results.exists():
+        for line in results.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash; it is redone
+            done.add((row["system"], row["question_id"]))
+    return done
+
+
+def _select(
+    conversations: list[Conversation], questions: list[Question], limit: int | None
+) -> list[tuple[Conversation, list[Question]]]:
+    by_conv: dict[str, list[Question]] = {}
+    for q in questions:
+        by_conv.setdefault(q.conversation_id, []).append(q)
+    plan, taken = [], 0
+    for conversation in conversations:
+        qs = by_conv.get(conversation.id, [])
+        if limit is not None:
+            qs = qs[: max(0, limit - taken)]
+        if qs:
+            plan.append((conversation, qs))
+            taken += len(qs)
+        if limit is not None and taken >= limit:
+            break
+    return plan
+
+
+def measure_speed(
+    conversation: Conversation, embedder_factory, names: Iterable[str], max_turns: int = 800
+) -> dict[str, dict[str, float]]:
+    """Ingest throughput of each system on one conversation with an uncached embedder.
+
+    Also times the bare embedder on the same turn texts, so bookkeeping
+    overhead over the embedder is visible.
+    """
+    from ltm_agent.bench.systems import _turns
+
+    sessions, count = [], 0
+    for session in conversation.ordered_sessions():
+        if count >= max_turns:
+            break
+        sessions.append(session)
+        count += len(session.turns)
+    sample = conversation.model_copy(update={"sessions": tuple(sessions)})
+    texts = [text for _, text in _turns(sample)]
+    speed: dict[str, dict[str, float]] = {}
+    embedder = embedder_factory()
+    embedder.embed(texts[:8])  # load the model outside the timings
+    started = time.perf_counter()
+    embedder.embed(texts)
+    elapsed = time.perf_counter() - started
+    speed["embedder"] = {"turns": len(texts), "seconds": elapsed, "turns_per_s": len(texts) / elapsed}
+    for name in names:
+        system = make_system(name, embedder)
+        try:
+            started = time.perf_counter()
+            turns = system.ingest(("speed",), sample)
+            elapsed = time.perf_counter() - started
+            speed[name] = {"turns": turns, "seconds": elapsed, "turns_per_s": turns / elapsed}
+        finally:
+            system.close()
+    return speed
+
+
+def run_retrieval_bench(
+    dataset: str,
+    data: Path,
+    out_dir: Path,
+    *,
+    systems: Sequence[str] = DEFAULT_SYSTEMS,
+    limit: int | None = None,
+    embedder: Embedder | None = None,
+    progress: bool = True,
+    speed_systems: Sequence[str] = ("dense-turn", "ltm"),
+) -> BenchRun:
+    """Run the retrieval benchmark and write ``results.jsonl``, ``summary.json``, ``report.md`` and a plot.
+
+    Args:
+        dataset: ``"locomo"`` or ``"longmemeval"``.
+        data: Path of the data file.
+        out_dir: Output folder (created; an existing ``results.jsonl`` is resumed).
+        systems: System names (see :data:`ltm_agent.bench.systems.SYSTEMS`).
+        limit: Only the first ``limit`` questions.
+        embedder: Embedder for every system (default: the offline MiniLM), cached on disk.
+        progress: Show a progress bar.
+        speed_systems: Systems timed in the uncached ingest-speed phase.
+    """
+    from ltm_agent.bench.report import write_reports
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = out_dir / "results.jsonl"
+    base = embedder or default_embedder()
+    cached = CachedEmbedder(base, out_dir / "cache" / "embeddings.sqlite")
+    conversations = load_conversations(data, dataset)  # type: ignore[arg-type]
+    questions = load_questions(data, dataset, conversations=conversations)
+    plan = _select(conversations, questions, limit)
+    done = _done(results)
+
+    speed_file = out_dir / "speed.json"
+    if not speed_file.exists() and plan:
+        speed = measure_speed(plan[0][0], lambda: base, [s for s in speed_systems if s in systems])
+        speed_file.write_text(json.dumps(speed, indent=2), encoding="utf-8")
+
+    built: dict[str, BenchSystem] = {name: make_system(name, cached) for name in systems}
+    ingest_seconds = {name: 0.0 for name in systems}
+    ingest_turns = {name: 0 for name in systems}
+    total = sum(len(qs) for _, qs in plan) * len(systems)
+    bar = tqdm(total=total, desc=f"{dataset} retrieval", unit="q", disable=not progress)
+    try:
+        with results.open("a", encoding="utf-8") as sink:
+            for conversation, qs in plan:
+                namespace = ("bench", conversation.id.replace("/", "_")[:100])
+                for name, system in built.items():
+                    todo = [q for q in qs if (name, q.id) not in done]
+                    if not todo:
+                        bar.update(len(qs))
+                        continue
+                    bar.update(len(qs) - len(todo))
+                    started = time.perf_counter()
+                    ingest_turns[name] += system.ingest(namespace, conversation)
+                    ingest_seconds[name] += time.perf_counter() - started
+                    for question in todo:
+                        started = time.perf_counter()
+                        items = system.retrieve(namespace, question)
+                        latency = (time.perf_counter() - started) * 1000
+                        row = {
+                            "system": name,
+                            "dataset": dataset,
+                            "question_id": question.id,
+                            "category": question.category,
+                            "retrieved": retrieved_payload(items),
+                            "latency_ms": round(latency, 3),
+                        }
+                        sink.write(json.dumps(row) + "\n")
+                        bar.update(1)
+                    sink.flush()
+                    system.forget(namespace)
+    finally:
+        bar.close()
+        for system in built.values():
+            system.close()
+        cached.close()
+    ingest = {
+        name: {"seconds": ingest_seconds[name], "turns": ingest_turns[name]} for name in systems if ingest_turns[name]
+    }
+    (out_dir / "ingest.json").write_text(json.dumps(ingest, indent=2), encoding="utf-8")
+    summary, report = write_reports(dataset, out_dir, [q for _, qs in plan for q in qs], systems)
+    return BenchRun(out_dir, results, summary, report)

@@ -1,0 +1,257 @@
+"""The systems a retrieval benchmark compares, behind one small interface.
+
+* ``dense-turn`` - raw Chroma, one document per turn, top-k cosine (baseline).
+* ``bm25-turn`` - raw ``bm25s`` over turns (baseline).
+* ``ltm`` and its ablations - ltm-agent's own memory through the public API
+  (:class:`~ltm_agent.timeline.EpisodicTimeline` +
+  :class:`~ltm_agent.retrieval.HybridRetriever` on a :class:`ChromaStore`).
+* ``langgraph-inmemory`` - LangGraph's ``InMemoryStore`` with the same embedder (peer).
+
+Every system returns ranked :class:`~ltm_agent.records.MemoryItem` s whose
+``sources`` are the data set's turn ids, so one metric module scores them all.
+
+Core types: :class:`BenchSystem`, :func:`make_system`, :data:`SYSTEMS`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from abc import ABC, abstractmethod
+from typing import Any, Callable
+
+from ltm_agent.bench.datasets import Question
+from ltm_agent.conversations import Conversation
+from ltm_agent.embeddings import Embedder
+from ltm_agent.errors import InvalidInputError
+from ltm_agent.namespaces import Namespace
+from ltm_agent.records import MemoryItem, RecordKind
+from ltm_agent.retrieval import HybridRetriever, RetrievalConfig
+from ltm_agent.tokens import count_tokens
+
+__all__ = ["BenchSystem", "SYSTEMS", "DEFAULT_SYSTEMS", "make_system", "turn_text"]
+
+DEPTH = 200
+"""Results each system returns per question (enough to fill 4,096 tokens on both data sets)."""
+
+
+def turn_text(speaker: str, role: str, text: str) -> str:
+    """How every system renders one turn (identical, so token costs compare)."""
+    return f"{speaker or role}: {text}"
+
+
+def _turns(conversation: Conversation) -> list[tuple[str, str]]:
+    """(turn id, rendered text) for every non-empty turn."""
+    return [
+        (t.id, turn_text(t.speaker, t.role, t.text))
+        for s in conversation.ordered_sessions()
+        for t in s.turns
+        if t.text.strip()
+    ]
+
+
+class BenchSystem(ABC):
+    """One system under test: ingest a conversation, answer retrieval questions."""
+
+    name: str
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+
+    @abstractmethod
+    def ingest(self, namespace: Namespace, conversation: Conversation) -> int:
+        """Store the conversation; return the number of turns ingested."""
+
+    @abstractmethod
+    def retrieve(self, namespace: Namespace, question: Question) -> list[MemoryItem]:
+        """Ranked items for the question, at least enough to fill 4,096 tokens."""
+
+    def forget(self, namespace: Namespace) -> None:
+        """Drop what was ingested for ``namespace`` (keeps memory bounded)."""
+
+    def close(self) -> None:
+        """Release resources."""
+
+
+class DenseTurn(BenchSystem):
+    """Baseline: one raw Chroma document per turn, cosine top-k."""
+
+    name = "dense-turn"
+
+    def __init__(self, embedder: Embedder) -> None:
+        super().__init__(embedder)
+        import chromadb
+
+        self.client = chromadb.EphemeralClient()
+        self.collections: dict[Namespace, Any] = {}
+        self.texts: dict[Namespace, dict[str, str]] = {}
+
+    def ingest(self, namespace: Namespace, conversation: Conversation) -> int:
+        turns = _turns(conversation)
+        name = f"dense-{uuid.uuid4().hex[:16]}"
+        collection = self.client.create_collection(name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}})
+        vectors = self.embedder.embed([text for _, text in turns])
+        for start in range(0, len(turns), 1000):
+            chunk = turns[start : start + 1000]
+            collection.add(
+                ids=[tid for tid, _ in chunk],
+                documents=[text for _, text in chunk],
+                embeddings=vectors[start : start + len(chunk)],
+            )
+        self.collections[namespace] = collection
+        return len(turns)
+
+    def retrieve(self, namespace: Namespace, question: Question) -> list[MemoryItem]:
+        collection = self.collections[namespace]
+        result = collection.query(
+            query_embeddings=[self.embedder.embed_query(question.text)],
+            n_results=min(DEPTH, collection.count()),
+            include=["documents", "distances"],
+        )
+        return [
+            MemoryItem(tid, "turn", doc, 1.0 - dist, None, count_tokens(doc), (tid,), namespace)
+            for tid, doc, dist in zip(result["ids"][0], result["documents"][0], result["distances"][0], strict=True)
+        ]
+
+    def forget(self, namespace: Namespace) -> None:
+        collection = self.collections.pop(namespace, None)
+        if collection is not None:
+            self.client.delete_collection(collection.name)
+
+
+class BM25Turn(BenchSystem):
+    """Baseline: BM25 (``bm25s``, English stop words, Snowball stemmer) over turns."""
+
+    name = "bm25-turn"
+
+    def __init__(self, embedder: Embedder) -> None:
+        super().__init__(embedder)
+        self.indexes: dict[Namespace, tuple[Any, list[tuple[str, str]], Any]] = {}
+
+    def ingest(self, namespace: Namespace, conversation: Conversation) -> int:
+        import bm25s
+        import Stemmer
+
+        turns = _turns(conversation)
+        stemmer = Stemmer.Stemmer("english")
+        retriever = bm25s.BM25()
+        retriever.index(bm25s.tokenize([t for _, t in turns], stopwords="en", stemmer=stemmer, show_progress=False), show_progress=False)
+        self.indexes[namespace] = (retriever, turns, stemmer)
+        return len(turns)
+
+    def retrieve(self, namespace: Namespace, question: Question) -> list[MemoryItem]:
+        import bm25s
+
+        retriever, turns, stemmer = self.indexes[namespace]
+        query = bm25s.tokenize([question.text], stopwords="en", stemmer=stemmer, show_progress=False)
+        if not query.vocab:
+            return []
+        docs, scores = retriever.retrieve(query, k=min(DEPTH, len(turns)), show_progress=False)
+        items = []
+        for doc, score in zip(docs[0], scores[0], strict=True):
+            if score <= 0:
+                break
+            tid, text = turns[int(doc)]
+            items.append(MemoryItem(tid, "turn", text, float(score), None, count_tokens(text), (tid,), namespace))
+        return items
+
+    def forget(self, namespace: Namespace) -> None:
+        self.indexes.pop(namespace, None)
+
+
+class LTM(BenchSystem):
+    """ltm-agent through its public API, with a given retrieval configuration and units."""
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        *,
+        name: str,
+        config: RetrievalConfig,
+        units: tuple[str, ...] = ("turn",),
+    ) -> None:
+        super().__init__(embedder)
+        from ltm_agent.memory_stores.chroma import ChromaStore
+
+        self.name = name
+        self.units = units
+        self.store = ChromaStore.ephemeral(embedder=embedder)
+        self.retriever = HybridRetriever(self.store, config)
+
+    def _ns(self, namespace: Namespace) -> Namespace:
+        return (self.name, *namespace)
+
+    def ingest(self, namespace: Namespace, conversation: Conversation) -> int:
+        from ltm_agent.timeline import EpisodicTimeline
+
+        timeline = EpisodicTimeline(self.store, self._ns(namespace), units=self.units)
+        return timeline.ingest(conversation).turns
+
+    def retrieve(self, namespace: Namespace, question: Question) -> list[MemoryItem]:
+        return self.retriever.rank(self._ns(namespace), question.text, reference_time=question.question_time)[:DEPTH]
+
+    def forget(self, namespace: Namespace) -> None:
+        self.store.delete(self._ns(namespace))
+
+    def close(self) -> None:
+        self.store.close()
+
+
+class LangGraphInMemory(BenchSystem):
+    """Peer: LangGraph's own ``InMemoryStore`` with the same embedder, one item per turn."""
+
+    name = "langgraph-inmemory"
+
+    def __init__(self, embedder: Embedder) -> None:
+        super().__init__(embedder)
+        from langgraph.store.memory import InMemoryStore
+
+        def embed(texts: list[str]) -> list[list[float]]:
+            return self.embedder.embed(texts).tolist()
+
+        self.store = InMemoryStore(index={"dims": embedder.dimension, "embed": embed, "fields": ["text"]})
+
+    def ingest(self, namespace: Namespace, conversation: Conversation) -> int:
+        from langgraph.store.base import PutOp
+
+        turns = _turns(conversation)
+        self.store.batch([PutOp(("bench", *namespace), tid, {"text": text}) for tid, text in turns])
+        return len(turns)
+
+    def retrieve(self, namespace: Namespace, question: Question) -> list[MemoryItem]:
+        hits = self.store.search(("bench", *namespace), query=question.text, limit=DEPTH)
+        return [
+            MemoryItem(h.key, "turn", h.value["text"], float(h.score or 0.0), None, count_tokens(h.value["text"]), (h.key,), namespace)
+            for h in hits
+        ]
+
+    def forget(self, namespace: Namespace) -> None:
+        from langgraph.store.base import PutOp
+
+        keys = [item.key for item in self.store.search(("bench", *namespace), limit=100_000)]
+        self.store.batch([PutOp(("bench", *namespace), key, None) for key in keys])
+
+
+def _ltm(name: str, **changes: Any) -> Callable[[Embedder], BenchSystem]:
+    units = tuple(changes.get("units", ("turn",)))
+    return lambda embedder: LTM(embedder, name=name, config=RetrievalConfig().but(**changes), units=units)
+
+
+SYSTEMS: dict[str, Callable[[Embedder], BenchSystem]] = {
+    "dense-turn": DenseTurn,
+    "bm25-turn": BM25Turn,
+    "ltm": _ltm("ltm"),
+    "ltm-no-hybrid": _ltm("ltm-no-hybrid", hybrid=False),
+    "ltm-no-time": _ltm("ltm-no-time", time_expansion=False),
+    "ltm-rounds": _ltm("ltm-rounds", units=("turn", "round")),
+    "langgraph-inmemory": LangGraphInMemory,
+}
+"""Every system by name."""
+
+DEFAULT_SYSTEMS = ("dense-turn", "bm25-turn", "ltm", "ltm-no-hybrid", "ltm-no-time", "ltm-rounds", "langgraph-inmemory")
+
+
+def make_system(name: str, embedder: Embedder) -> BenchSystem:
+    """Build a system by name (raises with the list of known names)."""
+    if name not in SYSTEMS:
+        raise InvalidInputError(f"unknown benchmark system {name!r}; choose from {sorted(SYSTEMS)}")
+    return SYSTEMS[name](embedder)

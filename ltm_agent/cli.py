@@ -131,7 +131,7 @@ def search(
         return
     if as_json:
         for item in items:
-            out.print_json(json.dumps(item.to_dict()))
+            typer.echo(json.dumps(item.to_dict(), ensure_ascii=False))
         return
     table = Table(title=f"{len(items)} result(s) in {elapsed:.0f} ms", show_lines=False)
     for column in ("#", "score", "time", "tokens", "sources", "text"):
@@ -241,6 +241,42 @@ def bench_retrieval(
     try:
         names = tuple(s.strip() for s in systems.split(",")) if systems else DEFAULT_SYSTEMS
         run = run_retrieval_bench(dataset, data, out_dir, systems=names, limit=limit)
+    except LTMError as exc:
+        _fail(exc)
+        return
+    out.print(run.report.read_text(encoding="utf-8"))
+    console.print(f"wrote {run.results}, {run.summary}, {run.report}")
+
+
+@bench_app.command("qa")
+def bench_qa(
+    dataset: str = typer.Option(..., "--dataset", help="locomo | longmemeval"),
+    data: Path = typer.Option(..., "--data", help="Data file."),
+    out_dir: Path = typer.Option(..., "--out", help="Output folder (resumed if it has results of the same reader)."),
+    systems: Optional[str] = typer.Option(None, "--systems", help="Comma-separated system names."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N questions."),
+    reader: str = typer.Option(
+        "extractive",
+        "--reader",
+        help="extractive (deterministic sentence picker, named 'extractive-fallback'; not an LLM) | "
+        "local (SmolLM2-135M on CPU: weak and slow, one call per system and question, ~3k-token prompts at the "
+        "default budget, a minute or more per call on 2 busy cores: use --limit) | "
+        "module:attr (a LangChain chat model, or a factory returning one).",
+    ),
+    budget_tokens: int = typer.Option(1024, "--budget-tokens", help="Context tokens (cl100k) given to the reader."),
+    judge: Optional[str] = typer.Option(
+        None, "--judge", help="LongMemEval only: module:attr chat model used as the paper's LLM judge."
+    ),
+) -> None:
+    """QA benchmark: every system's retrieval answered by one reader; results, summary, report and plot in --out."""
+    from ltm_agent.bench.qa_bench import run_qa_bench
+    from ltm_agent.bench.systems import DEFAULT_SYSTEMS
+
+    try:
+        names = tuple(s.strip() for s in systems.split(",")) if systems else DEFAULT_SYSTEMS
+        run = run_qa_bench(
+            dataset, data, out_dir, systems=names, limit=limit, reader=reader, budget_tokens=budget_tokens, judge=judge
+        )
     except LTMError as exc:
         _fail(exc)
         return

@@ -25,7 +25,7 @@ from ltm_agent.store import MemoryStore, validate_text
 
 __all__ = ["EpisodicTimeline", "IngestReport", "SessionInfo", "episode_id", "build_units"]
 
-UNIT_KINDS = (RecordKind.TURN, RecordKind.ROUND, RecordKind.WINDOW)
+UNIT_KINDS = (RecordKind.TURN, RecordKind.ROUND, RecordKind.WINDOW, RecordKind.CONTEXT)
 
 
 def episode_id(namespace: Namespace, unit: RecordKind, source_ids: Sequence[str]) -> str:
@@ -75,12 +75,13 @@ def build_units(
     turns = [t for t in session.turns if t.text.strip()]
     skipped = len(session.turns) - len(turns)
 
-    def make(unit: RecordKind, members: Sequence[tuple[int, Turn]]) -> Episode:
+    def make(unit: RecordKind, members: Sequence[tuple[int, Turn]], key: str | None = None) -> Episode:
         first_pos, first = members[0]
         return Episode(
             id=episode_id(namespace, unit, [t.id for _, t in members]),
             namespace=namespace,
             text="\n".join(_render_turn(t) for _, t in members),
+            key=key,
             created_at=ingested_at,
             sources=tuple(t.id for _, t in members),
             unit=unit,
@@ -99,6 +100,14 @@ def build_units(
         for i in range(0, len(indexed) - 1):
             if indexed[i][1].role != indexed[i + 1][1].role:
                 episodes.append(make(RecordKind.ROUND, indexed[i : i + 2]))
+    if RecordKind.CONTEXT in units:
+        # The turn as value, its neighbours in the key: a reply like "Yes, last week!"
+        # becomes findable by what it answers.
+        for i in range(len(indexed)):
+            lo, hi = max(0, i - window), min(len(indexed), i + window + 1)
+            if hi - lo > 1:
+                key = "\n".join(_render_turn(t) for _, t in indexed[lo:hi])
+                episodes.append(make(RecordKind.CONTEXT, [indexed[i]], key=key))
     if RecordKind.WINDOW in units:
         for i in range(len(indexed)):
             lo, hi = max(0, i - window), min(len(indexed), i + window + 1)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Sequence
@@ -23,10 +24,12 @@ from ltm_agent.records import MemoryItem, RecordKind, StoredItem, from_timestamp
 from ltm_agent.retrieval.fusion import reciprocal_rank_fusion
 from ltm_agent.retrieval.packing import pack
 from ltm_agent.retrieval.time_window import TimeWindow, query_time_window, stable_partition
-from ltm_agent.store import MemoryStore, validate_text
+from ltm_agent.store import MemoryStore, SearchOp, validate_text
 from ltm_agent.tokens import count_tokens
 
 __all__ = ["HybridRetriever", "RetrievalConfig", "to_memory_item"]
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z'-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,12 @@ class RetrievalConfig:
         keyword_weight: Weight of the BM25 ranking in fusion.
         widen_days: Margin around a resolved time window (LongMemEval: 2).
         render_dates: Prefix each item's text with its date (counted in its tokens).
+        speaker_boost: Multiply the fused score of memories said by a speaker the
+            query names by ``1 + speaker_boost`` (0 = off).
+        split_units: Rank each unit kind separately before fusion (a memory
+            matched through several keys gains from each) instead of together.
+        dense_units: Unit kinds searched densely (empty = ``units``).
+        keyword_units: Unit kinds searched with BM25 (empty = ``units``).
     """
 
     units: tuple[str, ...] = (str(RecordKind.TURN),)
@@ -54,10 +63,42 @@ class RetrievalConfig:
     keyword_weight: float = 1.0
     widen_days: float = 2.0
     render_dates: bool = True
+    speaker_boost: float = 0.0
+    split_units: bool = False
+    dense_units: tuple[str, ...] = ()
+    keyword_units: tuple[str, ...] = ()
 
     def but(self, **changes: object) -> RetrievalConfig:
         """A copy with some fields changed (for ablations)."""
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _value_key(item: StoredItem) -> str:
+    return str(item.metadata.get("sources", item.id)) if item.metadata.get("sources") not in (None, "[]") else item.id
+
+
+def _dedup(keys: list[str]) -> list[str]:
+    return list(dict.fromkeys(keys))
+
+
+def _boost_speakers(
+    query: str, fused: list[tuple[str, float]], by_value: dict[str, StoredItem], boost: float
+) -> list[tuple[str, float]]:
+    """Raise memories said by a speaker the query names ("What did Caroline ...")."""
+    words = {w.lower() for w in _WORD.findall(query)}
+    named = {
+        str(item.metadata.get("speaker", "")).lower()
+        for item in by_value.values()
+        if str(item.metadata.get("speaker", "")).lower() in words
+    }
+    if not named:
+        return fused
+    rescored = [
+        (v, score * (1.0 + boost) if str(by_value[v].metadata.get("speaker", "")).lower() in named else score)
+        for v, score in fused
+    ]
+    order = {v: i for i, (v, _) in enumerate(fused)}
+    return sorted(rescored, key=lambda vs: (-vs[1], order[vs[0]]))
 
 
 def to_memory_item(item: StoredItem, score: float, *, render_dates: bool = True) -> MemoryItem:
@@ -65,7 +106,7 @@ def to_memory_item(item: StoredItem, score: float, *, render_dates: bool = True)
     meta = item.metadata
     ts = meta.get("event_ts", meta.get("valid_ts"))
     time = from_timestamp(ts) if ts is not None else None
-    text = f"[{time:%Y-%m-%d}] {item.text}" if (render_dates and time is not None) else item.text
+    text = f"[{time.day} {time:%b %Y}] {item.text}" if (render_dates and time is not None) else item.text
     return MemoryItem(
         id=item.id,
         kind=str(meta.get("kind", "")),
@@ -129,15 +170,32 @@ class HybridRetriever:
         validate_text(query, limits=self.store.limits, what="query")
         where = self._where(as_of, filter)
         limit = self.config.candidates
-        dense = self.store.search(namespace, query, mode="dense", filter=where, limit=limit)
-        rankings = [dense]
-        weights = [self.config.dense_weight]
-        if self.config.hybrid:
-            rankings.append(self.store.search(namespace, query, mode="keyword", filter=where, limit=limit))
-            weights.append(self.config.keyword_weight)
-        by_id = {s.item.id: s.item for ranking in rankings for s in ranking}
-        fused = reciprocal_rank_fusion([[s.item.id for s in r] for r in rankings], k=self.config.rrf_k, weights=weights)
-        items = [to_memory_item(by_id[i], score, render_dates=self.config.render_dates) for i, score in fused]
+        # One dense and one keyword ranking per unit kind (or over all kinds at once):
+        # a turn found through its own key and through its context key gets credit for both.
+        plan: list[tuple[str, list[str], float]] = []
+        for mode, units, weight in (
+            ("dense", self.config.dense_units or self.config.units, self.config.dense_weight),
+            ("keyword", self.config.keyword_units or self.config.units, self.config.keyword_weight),
+        ):
+            if mode == "keyword" and not self.config.hybrid:
+                continue
+            groups = [[u] for u in units] if self.config.split_units else [list(units)]
+            plan.extend((mode, group, weight) for group in groups)
+        ops = [SearchOp(namespace, query, mode, {**where, "kind": {"$in": group}}, limit) for mode, group, _ in plan]
+        weights = [weight for _, _, weight in plan]
+        rankings = self.store.batch(ops)
+        # Fuse at the level of what is rendered (the source turns), so a turn found
+        # through its own key and through its context key counts as one memory.
+        by_value: dict[str, StoredItem] = {}
+        for ranking in rankings:
+            for scored in ranking:
+                by_value.setdefault(_value_key(scored.item), scored.item)
+        fused = reciprocal_rank_fusion(
+            [_dedup([_value_key(s.item) for s in r]) for r in rankings], k=self.config.rrf_k, weights=weights
+        )
+        if self.config.speaker_boost:
+            fused = _boost_speakers(query, fused, by_value, self.config.speaker_boost)
+        items = [to_memory_item(by_value[v], score, render_dates=self.config.render_dates) for v, score in fused]
         window = self.time_window(query, reference_time)
         if window is not None:
             items = stable_partition(items, lambda m: window.contains(m.time))

@@ -1,0 +1,116 @@
+"""Hybrid, time-aware retrieval and budget packing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ltm_agent.conversations import Conversation, Session, Turn
+from ltm_agent.errors import EmptyTextError, InvalidInputError, InvalidNamespaceError
+from ltm_agent.memory_stores import InMemoryStore
+from ltm_agent.records import MemoryItem
+from ltm_agent.retrieval import HybridRetriever, RetrievalConfig, pack, query_time_window, stable_partition
+from ltm_agent.timeline import EpisodicTimeline
+
+ASKED = datetime(2023, 5, 20, 12, tzinfo=UTC)  # a Saturday
+
+
+def day(n: int) -> datetime:
+    return ASKED - timedelta(days=n)
+
+
+def convo() -> Conversation:
+    said = [
+        (30, "Ann", "I bought a blue bicycle for commuting"),
+        (14, "Ann", "We went to the lake and I rode my bicycle around it"),
+        (7, "Ann", "Last weekend I repaired the bicycle chain myself"),
+        (7, "Bob", "Great, that chain needed some oil anyway"),
+        (2, "Ann", "My sister Zoe visited and we cooked pasta"),
+        (1, "Bob", "Pasta again? You really like Italian food"),
+    ]
+    sessions = tuple(
+        Session(id=f"s{i}", date=day(n), turns=(Turn(id=f"t{i}", role="user" if who == "Ann" else "assistant", speaker=who, text=text),))
+        for i, (n, who, text) in enumerate(said)
+    )
+    return Conversation(id="c", sessions=sessions)
+
+
+@pytest.fixture
+def store(fake_embedder) -> InMemoryStore:
+    store = InMemoryStore(fake_embedder)
+    EpisodicTimeline(store, ("u",), units=("turn", "context")).ingest(convo())
+    return store
+
+
+def test_time_window_resolves_against_question_date() -> None:
+    window = query_time_window("What did I do last Saturday?", ASKED)
+    assert window is not None
+    assert window.start.date().isoformat() == "2023-05-11" and window.end.date().isoformat() == "2023-05-16"
+    assert query_time_window("What is my sister called?", ASKED) is None
+    # "may" alone is a verb, not a month
+    assert query_time_window("Which food may I like?", ASKED) is None
+    assert query_time_window("What happened in March 2023?", ASKED).start.month == 2  # widened by two days
+
+
+def test_stable_partition_keeps_relative_order() -> None:
+    assert stable_partition([5, 1, 4, 2, 3], lambda x: x > 2) == [5, 4, 3, 1, 2]
+
+
+def test_keyword_half_of_hybrid_finds_rare_exact_name(store: InMemoryStore) -> None:
+    items = HybridRetriever(store).retrieve(("u",), "Zoe", k=1)
+    assert items[0].sources == ("t4",)
+
+
+def test_time_expansion_moves_in_window_episodes_first(store: InMemoryStore) -> None:
+    config = RetrievalConfig(units=("turn",))
+    plain = HybridRetriever(store, config.but(time_expansion=False)).rank(("u",), "What did I do with my bicycle on 6 May 2023?", reference_time=ASKED)
+    timed = HybridRetriever(store, config).rank(("u",), "What did I do with my bicycle on 6 May 2023?", reference_time=ASKED)
+    assert timed[0].sources == ("t1",)
+    assert {i.sources for i in plain} == {i.sources for i in timed}  # a partition, never a filter
+
+
+def test_results_carry_time_tokens_sources_and_dedupe_values(store: InMemoryStore) -> None:
+    items = HybridRetriever(store).rank(("u",), "bicycle chain", reference_time=ASKED)
+    assert len({i.sources for i in items}) == len(items)  # turn and its context key count once
+    top = items[0]
+    assert top.time is not None and top.tokens > 0 and top.sources and top.text.startswith("[")
+
+
+def test_budget_packing_never_exceeds_budget(store: InMemoryStore) -> None:
+    for budget in (0, 10, 25, 60, 1000):
+        items = HybridRetriever(store).retrieve(("u",), "bicycle pasta lake", budget_tokens=budget, k=100)
+        assert sum(i.tokens for i in items) <= budget
+
+
+def test_pack_skips_covered_and_can_stop_at_first_misfit() -> None:
+    def item(i: str, tokens: int, sources: tuple[str, ...]) -> MemoryItem:
+        return MemoryItem(i, "turn", i, 1.0, None, tokens, sources, ("n",))
+
+    ranked = [item("round", 10, ("a", "b")), item("a", 4, ("a",)), item("big", 50, ("c",)), item("small", 5, ("d",))]
+    assert [i.id for i in pack(ranked, 20)] == ["round", "small"]
+    assert [i.id for i in pack(ranked, 20, greedy=False)] == ["round"]
+    with pytest.raises(InvalidInputError):
+        pack(ranked, -1)
+
+
+def test_as_of_hides_later_episodes(store: InMemoryStore) -> None:
+    items = HybridRetriever(store).rank(("u",), "pasta", as_of=day(5))
+    assert all(i.time <= day(5) for i in items)
+
+
+def test_speaker_boost_prefers_named_speaker(store: InMemoryStore) -> None:
+    config = RetrievalConfig(units=("turn",), speaker_boost=2.0)
+    items = HybridRetriever(store, config).rank(("u",), "What did Bob say about the chain?")
+    assert items[0].sources == ("t3",)
+
+
+def test_other_tenants_are_invisible(store: InMemoryStore) -> None:
+    assert HybridRetriever(store).rank(("other",), "bicycle") == []
+
+
+def test_bad_queries_raise(store: InMemoryStore) -> None:
+    with pytest.raises(EmptyTextError):
+        HybridRetriever(store).retrieve(("u",), "  ")
+    with pytest.raises(InvalidNamespaceError):
+        HybridRetriever(store).retrieve("u", "bicycle")  # type: ignore[arg-type]

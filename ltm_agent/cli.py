@@ -64,7 +64,7 @@ def ingest(
     store: Optional[Path] = StoreOpt,
     server: Optional[str] = ServerOpt,
     namespace: str = NamespaceOpt,
-    units: str = typer.Option("turn", help="Retrievable units besides raw turns: turn,round,window."),
+    units: str = typer.Option("turn,context", help="Units to write: turn (always), context, round, window."),
 ) -> None:
     """Ingest conversations as episodes. Several conversations go to NAMESPACE/<conversation id>."""
     from ltm_agent.loaders import load_conversations

@@ -55,6 +55,14 @@ class IngestReport:
     skipped_empty: int
 
 
+CONTEXT_CHARS = 400
+"""Characters of each neighbouring turn that go into a context key."""
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0]
+
+
 def _render_turn(turn: Turn) -> str:
     return f"{turn.speaker}: {turn.text}" if turn.speaker else f"{turn.role}: {turn.text}"
 
@@ -106,7 +114,9 @@ def build_units(
         for i in range(len(indexed)):
             lo, hi = max(0, i - window), min(len(indexed), i + window + 1)
             if hi - lo > 1:
-                key = "\n".join(_render_turn(t) for _, t in indexed[lo:hi])
+                # The turn itself first: embedders read only the start of a long key.
+                neighbours = [_clip(_render_turn(t), CONTEXT_CHARS) for j, (_, t) in enumerate(indexed[lo:hi], lo) if j != i]
+                key = "\n".join([_render_turn(indexed[i][1]), *neighbours])
                 episodes.append(make(RecordKind.CONTEXT, [indexed[i]], key=key))
     if RecordKind.WINDOW in units:
         for i in range(len(indexed)):
@@ -122,7 +132,9 @@ class EpisodicTimeline:
     Args:
         store: Where episodes live.
         namespace: The tenant namespace (every read and write is scoped to it).
-        units: Retrievable units written besides raw turns (``TURN`` always).
+        units: Retrievable units written besides raw turns (``TURN`` always). The
+            default adds ``CONTEXT``: each turn indexed again under a key holding its
+            neighbouring turns (measured in docs/benchmarks.md).
         clock: Ingestion-time source (tests pin it).
 
     Example:
@@ -140,7 +152,7 @@ class EpisodicTimeline:
         store: MemoryStore,
         namespace: Namespace,
         *,
-        units: Sequence[RecordKind | str] = (RecordKind.TURN,),
+        units: Sequence[RecordKind | str] = (RecordKind.TURN, RecordKind.CONTEXT),
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store

@@ -69,17 +69,20 @@ def test_forget_removes_every_record_of_the_tenant(tmp_path: Path) -> None:
     path = tmp_path / "store"
     for ns in ("keep", "drop"):
         assert runner.invoke(app, ["ingest", SAMPLE, "--store", str(path), "-n", ns]).exit_code == 0
+    with ChromaStore.persistent(path, embedder=MiniLMEmbedder()) as store:
+        held = store.count(("drop",))
+        assert held == store.count(("keep",)) >= 40  # every turn, plus its context-keyed twin
     result = runner.invoke(app, ["forget", "--store", str(path), "-n", "drop"])
-    assert result.exit_code == 0 and "removed 40" in result.output
+    assert result.exit_code == 0 and f"removed {held} record(s)" in result.output
     # Read the Chroma directory itself, without ltm-agent's store layer.
     client = chromadb.PersistentClient(path=str(path))
     contents = {c.name: c.get(include=["documents", "metadatas"]) for c in client.list_collections()}
     assert not any(name.startswith("ltm-drop-") for name in contents)
-    assert sum(len(v["ids"]) for name, v in contents.items() if name.startswith("ltm-keep-")) == 40
+    assert sum(len(v["ids"]) for name, v in contents.items() if name.startswith("ltm-keep-")) == held
     for data in contents.values():
         assert '["drop"]' not in json.dumps(data["documents"]) + json.dumps(data["metadatas"])
     with ChromaStore.persistent(path, embedder=MiniLMEmbedder()) as store:
-        assert store.count(("drop",)) == 0 and store.count(("keep",)) == 40
+        assert store.count(("drop",)) == 0 and store.count(("keep",)) == held
         assert ("drop",) not in store.list_namespaces()
 
 

@@ -167,7 +167,7 @@ class LTM(BenchSystem):
         *,
         name: str,
         config: RetrievalConfig,
-        units: tuple[str, ...] = ("turn",),
+        units: tuple[str, ...] = ("turn", "context"),
     ) -> None:
         super().__init__(embedder)
         from ltm_agent.memory_stores.chroma import ChromaStore
@@ -232,7 +232,7 @@ class LangGraphInMemory(BenchSystem):
 
 
 def _ltm(name: str, **changes: Any) -> Callable[[Embedder], BenchSystem]:
-    units = tuple(changes.get("units", ("turn",)))
+    units = tuple(changes.get("units", RetrievalConfig().units))
     return lambda embedder: LTM(embedder, name=name, config=RetrievalConfig().but(**changes), units=units)
 
 
@@ -242,12 +242,24 @@ SYSTEMS: dict[str, Callable[[Embedder], BenchSystem]] = {
     "ltm": _ltm("ltm"),
     "ltm-no-hybrid": _ltm("ltm-no-hybrid", hybrid=False),
     "ltm-no-time": _ltm("ltm-no-time", time_expansion=False),
-    "ltm-rounds": _ltm("ltm-rounds", units=("turn", "round")),
+    "ltm-no-context": _ltm("ltm-no-context", units=("turn",)),
+    "ltm-no-speaker": _ltm("ltm-no-speaker", speaker_boost=0.0),
+    "ltm-rounds": _ltm("ltm-rounds", units=("turn", "context", "round")),
     "langgraph-inmemory": LangGraphInMemory,
 }
 """Every system by name."""
 
-DEFAULT_SYSTEMS = ("dense-turn", "bm25-turn", "ltm", "ltm-no-hybrid", "ltm-no-time", "ltm-rounds", "langgraph-inmemory")
+DEFAULT_SYSTEMS = (
+    "dense-turn",
+    "bm25-turn",
+    "ltm",
+    "ltm-no-hybrid",
+    "ltm-no-time",
+    "ltm-no-context",
+    "ltm-no-speaker",
+    "ltm-rounds",
+    "langgraph-inmemory",
+)
 
 
 def make_system(name: str, embedder: Embedder) -> BenchSystem:

@@ -54,17 +54,17 @@ class RetrievalConfig:
         keyword_units: Unit kinds searched with BM25 (empty = ``units``).
     """
 
-    units: tuple[str, ...] = (str(RecordKind.TURN),)
+    units: tuple[str, ...] = (str(RecordKind.TURN), str(RecordKind.CONTEXT))
     hybrid: bool = True
     time_expansion: bool = True
     candidates: int = 100
-    rrf_k: float = 60.0
+    rrf_k: float = 20.0
     dense_weight: float = 1.0
     keyword_weight: float = 1.0
     widen_days: float = 2.0
     render_dates: bool = True
-    speaker_boost: float = 0.0
-    split_units: bool = False
+    speaker_boost: float = 0.6
+    split_units: bool = True
     dense_units: tuple[str, ...] = ()
     keyword_units: tuple[str, ...] = ()
 

@@ -6,7 +6,8 @@ questions, and forgets it. Lines go to ``results.jsonl`` as they are produced,
 so a re-run resumes where a crash stopped (with embeddings from the cache).
 A separate speed phase times ingest with an uncached embedder.
 
-Core function: :func:`run_retrieval_bench`.
+Core functions: :func:`run_retrieval_bench`, and :func:`run_bench_loop`, the loop
+``ltm-agent bench qa`` shares.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from tqdm.auto import tqdm
 
@@ -27,7 +28,7 @@ from ltm_agent.embeddings import Embedder, default_embedder
 from ltm_agent.loaders import load_conversations
 from ltm_agent.records import MemoryItem
 
-__all__ = ["BenchRun", "run_retrieval_bench", "retrieved_payload"]
+__all__ = ["BenchRun", "RowMaker", "retrieval_row", "retrieved_payload", "run_bench_loop", "run_retrieval_bench"]
 
 MAX_BUDGET = 4096
 
@@ -65,6 +66,15 @@ def _done(results: Path) -> set[tuple[str, str]]:
                 continue  # a line cut by a crash; it is redone
             done.add((row["system"], row["question_id"]))
     return done
+
+
+def _cut_last_line(results: Path) -> bool:
+    """Whether the file is non-empty and does not end with a newline."""
+    if not results.exists() or results.stat().st_size == 0:
+        return False
+    with results.open("rb") as handle:
+        handle.seek(-1, 2)
+        return handle.read(1) != b"\n"
 
 
 def _select(
@@ -123,6 +133,117 @@ def measure_speed(
     return speed
 
 
+RowMaker = Callable[[str, Conversation, Question, list[MemoryItem], float], dict]
+"""Builds one ``results.jsonl`` line: ``(system, conversation, question, ranked items, latency ms) -> dict``."""
+
+
+def retrieval_row(
+    system: str, dataset: str, question: Question, items: Sequence[MemoryItem], latency_ms: float
+) -> dict:
+    """The contract's retrieval line for one (system, question)."""
+    return {
+        "system": system,
+        "dataset": dataset,
+        "question_id": question.id,
+        "category": question.category,
+        "retrieved": retrieved_payload(items),
+        "latency_ms": round(latency_ms, 3),
+    }
+
+
+def run_bench_loop(
+    dataset: str,
+    data: Path,
+    out_dir: Path,
+    *,
+    systems: Sequence[str],
+    make_row: RowMaker,
+    limit: int | None = None,
+    embedder: Embedder | None = None,
+    progress: bool = True,
+    desc: str = "retrieval",
+    speed_systems: Sequence[str] = (),
+) -> list[Question]:
+    """The per-conversation ingest / retrieve / forget loop both benches share.
+
+    Per conversation, each system ingests it into a fresh namespace, retrieves
+    for every question not already in ``results.jsonl`` (resume) and forgets it.
+    ``make_row`` turns each retrieval into a line, appended and flushed at once.
+    Also writes ``ingest.json`` (and ``speed.json`` when ``speed_systems`` is set).
+
+    Args:
+        dataset: ``"locomo"`` or ``"longmemeval"``.
+        data: Path of the data file.
+        out_dir: Output folder (created; an existing ``results.jsonl`` is resumed).
+        systems: System names (see :data:`ltm_agent.bench.systems.SYSTEMS`).
+        make_row: Builds the line of one retrieval (see :data:`RowMaker`).
+        limit: Only the first ``limit`` questions.
+        embedder: Embedder for every system (default: the offline MiniLM), cached on disk.
+        progress: Show a progress bar.
+        desc: Progress-bar label.
+        speed_systems: Systems timed in the uncached ingest-speed phase (none: no phase).
+
+    Returns:
+        The planned questions (every question the run covers, done before or now).
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = out_dir / "results.jsonl"
+    base = embedder or default_embedder()
+    cached = CachedEmbedder(base, out_dir / "cache" / "embeddings.sqlite")
+    conversations = load_conversations(data, dataset)  # type: ignore[arg-type]
+    questions = load_questions(data, dataset, conversations=conversations)  # type: ignore[arg-type]
+    plan = _select(conversations, questions, limit)
+    done = _done(results)
+
+    speed_file = out_dir / "speed.json"
+    timed = [s for s in speed_systems if s in systems]
+    if timed and not speed_file.exists() and plan:
+        speed = measure_speed(plan[0][0], lambda: base, timed)
+        speed_file.write_text(json.dumps(speed, indent=2), encoding="utf-8")
+
+    built: dict[str, BenchSystem] = {name: make_system(name, cached) for name in systems}
+    ingest_seconds = {name: 0.0 for name in systems}
+    ingest_turns = {name: 0 for name in systems}
+    total = sum(len(qs) for _, qs in plan) * len(systems)
+    bar = tqdm(total=total, desc=f"{dataset} {desc}", unit="q", disable=not progress)
+    try:
+        with results.open("a", encoding="utf-8") as sink:
+            if _cut_last_line(results):
+                sink.write("\n")  # end a line cut by a crash, so the next line starts clean
+            for conversation, qs in plan:
+                namespace = ("bench", conversation.id.replace("/", "_")[:100])
+                for name, system in built.items():
+                    todo = [q for q in qs if (name, q.id) not in done]
+                    if not todo:
+                        bar.update(len(qs))
+                        continue
+                    bar.update(len(qs) - len(todo))
+                    started = time.perf_counter()
+                    ingest_turns[name] += system.ingest(namespace, conversation)
+                    ingest_seconds[name] += time.perf_counter() - started
+                    try:
+                        for question in todo:
+                            started = time.perf_counter()
+                            items = system.retrieve(namespace, question)
+                            latency = (time.perf_counter() - started) * 1000
+                            row = make_row(name, conversation, question, items, latency)
+                            sink.write(json.dumps(row) + "\n")
+                            sink.flush()
+                            bar.update(1)
+                    finally:
+                        system.forget(namespace)
+    finally:
+        bar.close()
+        for system in built.values():
+            system.close()
+        cached.close()
+    ingest = {
+        name: {"seconds": ingest_seconds[name], "turns": ingest_turns[name]} for name in systems if ingest_turns[name]
+    }
+    (out_dir / "ingest.json").write_text(json.dumps(ingest, indent=2), encoding="utf-8")
+    return [q for _, qs in plan for q in qs]
+
+
 def run_retrieval_bench(
     dataset: str,
     data: Path,
@@ -148,62 +269,12 @@ def run_retrieval_bench(
     """
     from ltm_agent.bench.report import write_reports
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    results = out_dir / "results.jsonl"
-    base = embedder or default_embedder()
-    cached = CachedEmbedder(base, out_dir / "cache" / "embeddings.sqlite")
-    conversations = load_conversations(data, dataset)  # type: ignore[arg-type]
-    questions = load_questions(data, dataset, conversations=conversations)
-    plan = _select(conversations, questions, limit)
-    done = _done(results)
+    def make_row(name: str, _: Conversation, question: Question, items: list[MemoryItem], latency: float) -> dict:
+        return retrieval_row(name, dataset, question, items, latency)
 
-    speed_file = out_dir / "speed.json"
-    if not speed_file.exists() and plan:
-        speed = measure_speed(plan[0][0], lambda: base, [s for s in speed_systems if s in systems])
-        speed_file.write_text(json.dumps(speed, indent=2), encoding="utf-8")
-
-    built: dict[str, BenchSystem] = {name: make_system(name, cached) for name in systems}
-    ingest_seconds = {name: 0.0 for name in systems}
-    ingest_turns = {name: 0 for name in systems}
-    total = sum(len(qs) for _, qs in plan) * len(systems)
-    bar = tqdm(total=total, desc=f"{dataset} retrieval", unit="q", disable=not progress)
-    try:
-        with results.open("a", encoding="utf-8") as sink:
-            for conversation, qs in plan:
-                namespace = ("bench", conversation.id.replace("/", "_")[:100])
-                for name, system in built.items():
-                    todo = [q for q in qs if (name, q.id) not in done]
-                    if not todo:
-                        bar.update(len(qs))
-                        continue
-                    bar.update(len(qs) - len(todo))
-                    started = time.perf_counter()
-                    ingest_turns[name] += system.ingest(namespace, conversation)
-                    ingest_seconds[name] += time.perf_counter() - started
-                    for question in todo:
-                        started = time.perf_counter()
-                        items = system.retrieve(namespace, question)
-                        latency = (time.perf_counter() - started) * 1000
-                        row = {
-                            "system": name,
-                            "dataset": dataset,
-                            "question_id": question.id,
-                            "category": question.category,
-                            "retrieved": retrieved_payload(items),
-                            "latency_ms": round(latency, 3),
-                        }
-                        sink.write(json.dumps(row) + "\n")
-                        bar.update(1)
-                    sink.flush()
-                    system.forget(namespace)
-    finally:
-        bar.close()
-        for system in built.values():
-            system.close()
-        cached.close()
-    ingest = {
-        name: {"seconds": ingest_seconds[name], "turns": ingest_turns[name]} for name in systems if ingest_turns[name]
-    }
-    (out_dir / "ingest.json").write_text(json.dumps(ingest, indent=2), encoding="utf-8")
-    summary, report = write_reports(dataset, out_dir, [q for _, qs in plan for q in qs], systems)
-    return BenchRun(out_dir, results, summary, report)
+    planned = run_bench_loop(
+        dataset, data, out_dir, systems=systems, make_row=make_row, limit=limit, embedder=embedder,
+        progress=progress, desc="retrieval", speed_systems=speed_systems,
+    )
+    summary, report = write_reports(dataset, out_dir, planned, systems)
+    return BenchRun(out_dir, out_dir / "results.jsonl", summary, report)

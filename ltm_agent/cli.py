@@ -233,6 +233,7 @@ def bench_retrieval(
     out_dir: Path = typer.Option(..., "--out", help="Output folder (resumed if it has results)."),
     systems: Optional[str] = typer.Option(None, "--systems", help="Comma-separated system names."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N questions."),
+    stride: int = typer.Option(1, "--stride", min=1, help="Only every K-th question (before --limit)."),
 ) -> None:
     """Retrieval benchmark: results.jsonl, summary.json, report.md and a plot in --out."""
     from ltm_agent.bench.retrieval_bench import run_retrieval_bench
@@ -240,7 +241,7 @@ def bench_retrieval(
 
     try:
         names = tuple(s.strip() for s in systems.split(",")) if systems else DEFAULT_SYSTEMS
-        run = run_retrieval_bench(dataset, data, out_dir, systems=names, limit=limit)
+        run = run_retrieval_bench(dataset, data, out_dir, systems=names, limit=limit, stride=stride)
     except LTMError as exc:
         _fail(exc)
         return
@@ -282,6 +283,18 @@ def bench_qa(
         return
     out.print(run.report.read_text(encoding="utf-8"))
     console.print(f"wrote {run.results}, {run.summary}, {run.report}")
+
+
+@bench_app.command("docs")
+def bench_docs(
+    runs: list[Path] = typer.Option(..., "--run", help="A bench output folder (repeat for several)."),
+    out_file: Path = typer.Option(Path("docs/benchmarks.md"), "--out", help="The page to write."),
+) -> None:
+    """Regenerate docs/benchmarks.md from bench output folders (tables and plots as they were written)."""
+    from ltm_agent.bench.docs_page import write_benchmarks_page
+
+    written = write_benchmarks_page(runs, out_file)
+    console.print(f"wrote {written}")
 
 
 def main() -> None:

@@ -57,6 +57,9 @@ class IngestReport:
 
 CONTEXT_CHARS = 400
 """Characters of each neighbouring turn that go into a context key."""
+CONTEXT_MAX_TURN_CHARS = 400
+"""Only turns up to this long get a context key: short replies need their neighbours,
+long turns carry their own context (and would cost a second full-length embedding)."""
 
 
 def _clip(text: str, limit: int) -> str:
@@ -113,7 +116,7 @@ def build_units(
         # becomes findable by what it answers.
         for i in range(len(indexed)):
             lo, hi = max(0, i - window), min(len(indexed), i + window + 1)
-            if hi - lo > 1:
+            if hi - lo > 1 and len(indexed[i][1].text) <= CONTEXT_MAX_TURN_CHARS:
                 # The turn itself first: embedders read only the start of a long key.
                 neighbours = [_clip(_render_turn(t), CONTEXT_CHARS) for j, (_, t) in enumerate(indexed[lo:hi], lo) if j != i]
                 key = "\n".join([_render_turn(indexed[i][1]), *neighbours])

@@ -78,10 +78,10 @@ def _cut_last_line(results: Path) -> bool:
 
 
 def _select(
-    conversations: list[Conversation], questions: list[Question], limit: int | None
+    conversations: list[Conversation], questions: list[Question], limit: int | None, stride: int = 1
 ) -> list[tuple[Conversation, list[Question]]]:
     by_conv: dict[str, list[Question]] = {}
-    for q in questions:
+    for q in questions[::stride]:
         by_conv.setdefault(q.conversation_id, []).append(q)
     plan, taken = [], 0
     for conversation in conversations:
@@ -159,6 +159,7 @@ def run_bench_loop(
     systems: Sequence[str],
     make_row: RowMaker,
     limit: int | None = None,
+    stride: int = 1,
     embedder: Embedder | None = None,
     progress: bool = True,
     desc: str = "retrieval",
@@ -178,6 +179,8 @@ def run_bench_loop(
         systems: System names (see :data:`ltm_agent.bench.systems.SYSTEMS`).
         make_row: Builds the line of one retrieval (see :data:`RowMaker`).
         limit: Only the first ``limit`` questions.
+        stride: Only every ``stride``-th question of the file (a sample spread over
+            a file that is ordered by type), applied before ``limit``.
         embedder: Embedder for every system (default: the offline MiniLM), cached on disk.
         progress: Show a progress bar.
         desc: Progress-bar label.
@@ -192,7 +195,7 @@ def run_bench_loop(
     cached = CachedEmbedder(base, out_dir / "cache" / "embeddings.sqlite")
     conversations = load_conversations(data, dataset)  # type: ignore[arg-type]
     questions = load_questions(data, dataset, conversations=conversations)  # type: ignore[arg-type]
-    plan = _select(conversations, questions, limit)
+    plan = _select(conversations, questions, limit, stride)
     done = _done(results)
 
     speed_file = out_dir / "speed.json"
@@ -251,6 +254,7 @@ def run_retrieval_bench(
     *,
     systems: Sequence[str] = DEFAULT_SYSTEMS,
     limit: int | None = None,
+    stride: int = 1,
     embedder: Embedder | None = None,
     progress: bool = True,
     speed_systems: Sequence[str] = ("dense-turn", "ltm"),
@@ -263,6 +267,7 @@ def run_retrieval_bench(
         out_dir: Output folder (created; an existing ``results.jsonl`` is resumed).
         systems: System names (see :data:`ltm_agent.bench.systems.SYSTEMS`).
         limit: Only the first ``limit`` questions.
+        stride: Only every ``stride``-th question (applied before ``limit``).
         embedder: Embedder for every system (default: the offline MiniLM), cached on disk.
         progress: Show a progress bar.
         speed_systems: Systems timed in the uncached ingest-speed phase.
@@ -273,8 +278,8 @@ def run_retrieval_bench(
         return retrieval_row(name, dataset, question, items, latency)
 
     planned = run_bench_loop(
-        dataset, data, out_dir, systems=systems, make_row=make_row, limit=limit, embedder=embedder,
-        progress=progress, desc="retrieval", speed_systems=speed_systems,
+        dataset, data, out_dir, systems=systems, make_row=make_row, limit=limit, stride=stride,
+        embedder=embedder, progress=progress, desc="retrieval", speed_systems=speed_systems,
     )
     summary, report = write_reports(dataset, out_dir, planned, systems)
     return BenchRun(out_dir, out_dir / "results.jsonl", summary, report)

@@ -11,15 +11,14 @@ Core functions: :func:`resolve_date_expression`, :func:`find_date_expressions`.
 from __future__ import annotations
 
 import re
-import threading
 from datetime import datetime, time
 
 from ltm_agent.records import require_aware
+from ltm_agent.retrieval.time_window import DATEPARSER_LOCK, mentions_time, plausible_date_expression
 
 __all__ = ["find_date_expressions", "resolve_date_expression"]
 
 
-_DATEPARSER_LOCK = threading.Lock()  # dateparser keeps module-level caches
 # dateparser has no "weekend"; name the day it starts on, then let dateparser resolve it.
 _WEEKEND = re.compile(r"\b(?:last|this past|past|over the)\s+weekend\b", re.IGNORECASE)
 _CLOCK_TIME = re.compile(r"\d:\d\d|\b\d{1,2}\s*(?:am|pm)\b", re.IGNORECASE)
@@ -53,7 +52,7 @@ def resolve_date_expression(expression: str, reference: datetime) -> datetime | 
 
     base = reference.replace(tzinfo=None)  # local wall time: "yesterday" is the local yesterday
     settings = {"RELATIVE_BASE": base, "PREFER_DATES_FROM": "past", "RETURN_AS_TIMEZONE_AWARE": False}
-    with _DATEPARSER_LOCK:
+    with DATEPARSER_LOCK:
         data = DateDataParser(languages=["en"], settings=settings).get_date_data(text)
     if data.date_obj is None:
         return None
@@ -63,36 +62,18 @@ def resolve_date_expression(expression: str, reference: datetime) -> datetime | 
     return value.replace(tzinfo=reference.tzinfo)
 
 
-_TIME_WORDS = re.compile(
-    r"\b(ago|yesterday|today|tonight|tomorrow|last|past|previous|next|this|week|weeks|weekend|month|months|"
-    r"year|years|day|days|monday|tuesday|wednesday|thursday|friday|saturday|sunday|january|february|march|"
-    r"april|may|june|july|august|september|october|november|december)\b",
-    re.IGNORECASE,
-)
-_AMBIGUOUS_ALONE = {"may", "march", "this", "last", "next", "past", "day", "week", "month", "year", "today"}
-
-
-def _plausible(match: str) -> bool:
-    """dateparser's search is eager ("we", "May" the name); keep matches that look like dates."""
-    words = re.findall(r"[A-Za-z]+", match.lower())
-    if any(ch.isdigit() for ch in match):
-        return True
-    hits = [w for w in words if _TIME_WORDS.fullmatch(w)]
-    return bool(hits) and not (len(words) == 1 and words[0] in _AMBIGUOUS_ALONE)
-
-
 def find_date_expressions(text: str, reference: datetime) -> list[str]:
     """Date expressions in ``text`` that dateparser can resolve, in order."""
-    if not _TIME_WORDS.search(text) and not re.search(r"\d", text):
+    if not mentions_time(text) and not _WEEKEND.search(text):
         return []  # cheap exit: dateparser's search is slow
     from dateparser.search import search_dates
 
     base = reference.replace(tzinfo=None)
     settings = {"RELATIVE_BASE": base, "PREFER_DATES_FROM": "past", "RETURN_AS_TIMEZONE_AWARE": False}
     weekend = _WEEKEND.search(text)
-    with _DATEPARSER_LOCK:
+    with DATEPARSER_LOCK:
         found = search_dates(text, languages=["en"], settings=settings) or []
-    hits = [(text.find(expr), expr.strip()) for expr, _ in found if _plausible(expr)]
+    hits = [(text.find(expr), expr.strip()) for expr, _ in found if plausible_date_expression(expr)]
     if weekend is not None:
         hits.append((weekend.start(), weekend.group(0)))
     return [expr for _, expr in sorted(hits)]

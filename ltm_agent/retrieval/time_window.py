@@ -20,7 +20,14 @@ from typing import Callable, Sequence, TypeVar
 
 from ltm_agent.records import require_aware
 
-__all__ = ["TimeWindow", "query_time_window", "stable_partition"]
+__all__ = [
+    "DATEPARSER_LOCK",
+    "TimeWindow",
+    "mentions_time",
+    "plausible_date_expression",
+    "query_time_window",
+    "stable_partition",
+]
 
 T = TypeVar("T")
 
@@ -34,7 +41,8 @@ _TIME_WORDS = re.compile(
     re.IGNORECASE,
 )
 _AMBIGUOUS_ALONE = {"may", "march", "this", "last", "next", "past", "day", "week", "month", "year", "today"}
-_lock = threading.Lock()
+DATEPARSER_LOCK = threading.Lock()
+"""dateparser keeps module-level caches: every caller in the package parses under this lock."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +57,13 @@ class TimeWindow:
         return when is not None and self.start <= when <= self.end
 
 
-def _plausible(match: str) -> bool:
+def mentions_time(text: str) -> bool:
+    """Cheap pre-check: does ``text`` hold a digit or a time word at all? (dateparser's search is slow.)"""
+    return bool(_TIME_WORDS.search(text) or re.search(r"\d", text))
+
+
+def plausible_date_expression(match: str) -> bool:
+    """True when a dateparser search match looks like a date, not a word like "we" or "may"."""
     words = re.findall(r"[A-Za-z]+", match.lower())
     if any(ch.isdigit() for ch in match):
         return True
@@ -97,19 +111,19 @@ def query_time_window(
         ('2023-05-11', '2023-05-16')
     """
     require_aware(reference_time, "reference_time")
-    if not _TIME_WORDS.search(question) and not re.search(r"\d", question):
+    if not mentions_time(question):
         return None  # cheap exit: most questions name no time at all
     from dateparser.date import DateDataParser
     from dateparser.search import search_dates
 
     base = reference_time.astimezone(UTC).replace(tzinfo=None)
     settings = {"RELATIVE_BASE": base, "PREFER_DATES_FROM": "past", "RETURN_AS_TIMEZONE_AWARE": False}
-    with _lock:  # dateparser keeps module-level caches; keep it to one thread at a time
+    with DATEPARSER_LOCK:  # dateparser keeps module-level caches; keep it to one thread at a time
         found = search_dates(question, languages=["en"], settings=settings) or []
         parser = DateDataParser(languages=["en"], settings=settings)
         spans: list[tuple[datetime, datetime, str]] = []
         for expression, _ in found:
-            if not _plausible(expression):
+            if not plausible_date_expression(expression):
                 continue
             data = parser.get_date_data(expression)
             if data.date_obj is None:

@@ -55,6 +55,12 @@ def count_tokens(text: str) -> int:
     """
     if not isinstance(text, str):
         raise InvalidTypeError(f"count_tokens needs str, got {describe(text)}")
+    return _count(text)
+
+
+@lru_cache(maxsize=65_536)
+def _count(text: str) -> int:
+    # Retrieval renders the same memories for many queries; counting is the hot part.
     return len(encoding().encode(text, disallowed_special=()))
 
 

@@ -83,7 +83,6 @@ class DenseTurn(BenchSystem):
 
         self.client = chromadb.EphemeralClient()
         self.collections: dict[Namespace, Any] = {}
-        self.texts: dict[Namespace, dict[str, str]] = {}
 
     def ingest(self, namespace: Namespace, conversation: Conversation) -> int:
         turns = _turns(conversation)
@@ -187,7 +186,9 @@ class LTM(BenchSystem):
         return timeline.ingest(conversation).turns
 
     def retrieve(self, namespace: Namespace, question: Question) -> list[MemoryItem]:
-        return self.retriever.rank(self._ns(namespace), question.text, reference_time=question.question_time)[:DEPTH]
+        return self.retriever.rank(
+            self._ns(namespace), question.text, reference_time=question.question_time, depth=DEPTH
+        )
 
     def forget(self, namespace: Namespace) -> None:
         self.store.delete(self._ns(namespace))

@@ -101,11 +101,15 @@ def _boost_speakers(
     return sorted(rescored, key=lambda vs: (-vs[1], order[vs[0]]))
 
 
+def _event_time(item: StoredItem) -> datetime | None:
+    ts = item.metadata.get("event_ts", item.metadata.get("valid_ts"))
+    return from_timestamp(ts) if ts is not None else None
+
+
 def to_memory_item(item: StoredItem, score: float, *, render_dates: bool = True) -> MemoryItem:
     """A store item as a retrieval result, its text rendered as it goes into a prompt."""
     meta = item.metadata
-    ts = meta.get("event_ts", meta.get("valid_ts"))
-    time = from_timestamp(ts) if ts is not None else None
+    time = _event_time(item)
     text = f"[{time.day} {time:%b %Y}] {item.text}" if (render_dates and time is not None) else item.text
     return MemoryItem(
         id=item.id,
@@ -164,8 +168,9 @@ class HybridRetriever:
         reference_time: datetime | None = None,
         as_of: datetime | None = None,
         filter: Filter | None = None,
+        depth: int | None = None,
     ) -> list[MemoryItem]:
-        """Every candidate in fused, time-expanded rank order (no budget, no cut)."""
+        """Candidates in fused, time-expanded rank order (no budget); the first ``depth`` (all when ``None``)."""
         namespace = validate_namespace(namespace)
         validate_text(query, limits=self.store.limits, what="query")
         where = self._where(as_of, filter)
@@ -195,11 +200,12 @@ class HybridRetriever:
         )
         if self.config.speaker_boost:
             fused = _boost_speakers(query, fused, by_value, self.config.speaker_boost)
-        items = [to_memory_item(by_value[v], score, render_dates=self.config.render_dates) for v, score in fused]
         window = self.time_window(query, reference_time)
         if window is not None:
-            items = stable_partition(items, lambda m: window.contains(m.time))
-        return items
+            fused = stable_partition(fused, lambda vs: window.contains(_event_time(by_value[vs[0]])))
+        # Rendering counts tokens: do it only for the items a caller will look at.
+        chosen = fused if depth is None else fused[:depth]
+        return [to_memory_item(by_value[v], score, render_dates=self.config.render_dates) for v, score in chosen]
 
     def retrieve(
         self,
@@ -224,7 +230,8 @@ class HybridRetriever:
                 their own bi-temporal view: ``EpisodicTimeline.facts_as_of``).
             filter: Extra metadata filter.
         """
-        ranked = self.rank(namespace, query, reference_time=reference_time, as_of=as_of, filter=filter)
+        # Enough depth for k items even when packing skips some already covered by others.
+        ranked = self.rank(namespace, query, reference_time=reference_time, as_of=as_of, filter=filter, depth=4 * k + 20)
         return pack(ranked, budget_tokens)[:k]
 
     async def aretrieve(self, namespace: Namespace, query: str, **kwargs: object) -> list[MemoryItem]:

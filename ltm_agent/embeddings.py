@@ -228,6 +228,21 @@ class CallableEmbedder(Embedder):
         self.name = name
         self.dimension = dimension
 
+    @classmethod
+    def from_chroma(cls, function: Any) -> CallableEmbedder:
+        """Wrap a Chroma ``EmbeddingFunction``; its ``name()`` is persisted, its dimension probed once.
+
+        Example:
+            >>> class TwoD:  # any Chroma-style embedding function: __call__(input) and name()
+            ...     def __call__(self, input): return [[1.0, 0.0] for _ in input]
+            ...     def name(self): return "two-d"
+            >>> CallableEmbedder.from_chroma(TwoD()).name
+            'chroma:two-d'
+        """
+        name = function.name() if callable(getattr(function, "name", None)) else type(function).__name__
+        dimension = len(function(["dimension probe"])[0])
+        return cls(lambda texts: function(list(texts)), name=f"chroma:{name}", dimension=dimension)
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         texts = _check_texts(texts)
         if not texts:

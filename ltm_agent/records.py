@@ -95,6 +95,9 @@ class StoredItem:
         key: The text to embed and keyword-index; ``None`` means ``text``.
         created_at: When the item was first stored (set by the store).
         updated_at: When the item was last written (set by the store).
+        vector: A vector in the store embedder's space to index the item under,
+            instead of embedding ``index_text`` (e.g. one composed from other
+            items' vectors); ``None`` lets the store embed. Only used on write.
     """
 
     namespace: Namespace
@@ -104,6 +107,7 @@ class StoredItem:
     key: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    vector: tuple[float, ...] | None = field(default=None, repr=False, compare=False)
 
     @property
     def index_text(self) -> str:
@@ -133,7 +137,8 @@ class RecordKind(StrEnum):
     WINDOW = "window"
     """A turn with its neighbouring turns (all rendered)."""
     CONTEXT = "context"
-    """A raw turn indexed under a key that includes its neighbouring turns; renders as the turn."""
+    """A raw turn indexed under its neighbouring turns (BM25 over their text, dense over the sum
+    of their vectors); renders as the turn."""
     FACT = "fact"
     SUMMARY = "summary"
     NOTE = "note"

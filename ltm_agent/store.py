@@ -20,11 +20,15 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Sequence, Union
 
+import numpy as np
+
+from ltm_agent.embeddings import Embedder
 from ltm_agent.errors import (
     EmptyTextError,
     InvalidInputError,
     InvalidTypeError,
     TextTooLargeError,
+    UnsupportedOperationError,
     describe,
 )
 from ltm_agent.filters import Filter, validate_filter
@@ -194,6 +198,8 @@ class MemoryStore(ABC):
 
     limits: StoreLimits = StoreLimits()
     embedder_name: str = ""
+    embedder: Embedder | None = None
+    """The embedder that computes this store's vectors (``None`` for stores without dense search)."""
 
     # -- primitives -------------------------------------------------------
 
@@ -268,6 +274,26 @@ class MemoryStore(ABC):
                 f"{puts} puts in one batch, over the limit of {self.limits.max_batch}; split the batch"
             )
         return checked
+
+    def vectors_for(self, items: Sequence[StoredItem]) -> np.ndarray:
+        """Index vectors of items: their own ``vector`` when set, else one embedder call for the rest."""
+        if self.embedder is None:
+            raise UnsupportedOperationError(f"{type(self).__name__} has no embedder; it cannot index vectors")
+        dimension = self.embedder.dimension
+        out = np.zeros((len(items), dimension), dtype=np.float32)
+        missing = [i for i, item in enumerate(items) if item.vector is None]
+        if missing:
+            out[missing] = self.embedder.embed([items[i].index_text for i in missing])
+        for i, item in enumerate(items):
+            if item.vector is not None:
+                vector = np.asarray(item.vector, dtype=np.float32)
+                if vector.shape != (dimension,) or not np.all(np.isfinite(vector)):
+                    raise InvalidInputError(
+                        f"item {item.id!r} carries a vector of shape {vector.shape}; this store's embedder "
+                        f"{self.embedder.name!r} makes finite vectors of length {dimension}"
+                    )
+                out[i] = vector
+        return out
 
     # -- derived sync API -------------------------------------------------
 

@@ -12,18 +12,20 @@ Core types: :class:`EpisodicTimeline`, :class:`SessionInfo`, :class:`IngestRepor
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Callable, Iterable, Sequence
+
+import numpy as np
 
 from ltm_agent.conversations import Conversation, Session, Turn
 from ltm_agent.errors import InvalidInputError, NotFoundError, describe
 from ltm_agent.filters import Filter
 from ltm_agent.namespaces import Namespace, validate_namespace
-from ltm_agent.records import Episode, Fact, RecordKind, require_aware, to_timestamp, utcnow
+from ltm_agent.records import Episode, Fact, RecordKind, StoredItem, require_aware, to_timestamp, utcnow
 from ltm_agent.store import MemoryStore, validate_text
 
-__all__ = ["EpisodicTimeline", "IngestReport", "SessionInfo", "episode_id", "build_units"]
+__all__ = ["EpisodicTimeline", "IngestReport", "SessionInfo", "build_units", "compose_context_vectors", "episode_id"]
 
 UNIT_KINDS = (RecordKind.TURN, RecordKind.ROUND, RecordKind.WINDOW, RecordKind.CONTEXT)
 
@@ -55,6 +57,8 @@ class IngestReport:
     skipped_empty: int
 
 
+CONTEXT_WINDOW = 1
+"""Neighbouring turns on each side that a context key covers."""
 CONTEXT_CHARS = 400
 """Characters of each neighbouring turn that go into a context key."""
 CONTEXT_MAX_TURN_CHARS = 400
@@ -77,7 +81,7 @@ def build_units(
     units: Sequence[RecordKind],
     *,
     ingested_at: datetime,
-    window: int = 1,
+    window: int = CONTEXT_WINDOW,
 ) -> tuple[list[Episode], int]:
     """Episodes for one session: every raw turn, plus rounds/windows when configured.
 
@@ -127,6 +131,32 @@ def build_units(
             if hi - lo > 1:
                 episodes.append(make(RecordKind.WINDOW, indexed[lo:hi]))
     return episodes, skipped
+
+
+def compose_context_vectors(store: MemoryStore, episodes: Sequence[Episode], items: Sequence[StoredItem]) -> list[StoredItem]:
+    """Give raw turns their embeddings and context items the normalised sum of their turns' vectors.
+
+    A context item is searched by BM25 over its key text (the turn and its
+    neighbours) and densely by this composed vector, so the dense half of a
+    context key costs no second pass of the embedder: one embedding per turn.
+    ``episodes`` must hold every turn of each session they cover.
+    """
+    turn_rows = [i for i, e in enumerate(episodes) if e.unit is RecordKind.TURN]
+    vectors = store.vectors_for([items[i] for i in turn_rows])
+    by_place = {(episodes[i].session_id, episodes[i].position): vectors[row] for row, i in enumerate(turn_rows)}
+    out = list(items)
+    for row, i in enumerate(turn_rows):
+        out[i] = replace(items[i], vector=tuple(vectors[row].tolist()))
+    for i, episode in enumerate(episodes):
+        if episode.unit is RecordKind.CONTEXT:
+            near = [
+                by_place[(episode.session_id, p)]
+                for p in range(episode.position - CONTEXT_WINDOW, episode.position + CONTEXT_WINDOW + 1)
+                if (episode.session_id, p) in by_place
+            ]
+            summed = np.sum(near, axis=0)
+            out[i] = replace(items[i], vector=tuple((summed / max(float(np.linalg.norm(summed)), 1e-12)).tolist()))
+    return out
 
 
 class EpisodicTimeline:
@@ -208,7 +238,10 @@ class EpisodicTimeline:
     def _flush(self, episodes: list[Episode], on_items: Callable[[int], None] | None) -> int:
         if not episodes:
             return 0
-        self.store.put([e.to_item() for e in episodes])
+        items = [e.to_item() for e in episodes]
+        if self.store.embedder is not None and any(e.unit is RecordKind.CONTEXT for e in episodes):
+            items = compose_context_vectors(self.store, episodes, items)
+        self.store.put(items)
         if on_items is not None:
             on_items(sum(1 for e in episodes if e.unit is RecordKind.TURN))
         return len(episodes)

@@ -373,8 +373,7 @@ class ChromaStore(ChromaDriver, MemoryStore):
         return checked
 
     def _embed_puts(self, ops: Sequence[Op]) -> np.ndarray:
-        texts = [op.item.index_text for op in ops if isinstance(op, PutOp)]
-        return self.embedder.embed(texts) if texts else np.zeros((0, self.embedder.dimension), np.float32)
+        return self.vectors_for([op.item for op in ops if isinstance(op, PutOp)])
 
     def _plan(self, ops: Sequence[Op], vectors: np.ndarray) -> list[_Unit]:
         """One unit per op, except that a run of puts becomes one upsert per namespace."""

@@ -94,7 +94,7 @@ class InMemoryStore(MemoryStore):
         check_ops(checked)
         # Embed every put up front so an embedder failure writes nothing.
         puts = [op.item for op in checked if isinstance(op, PutOp)]
-        vectors = iter(self.embedder.embed([item.index_text for item in puts]) if puts else [])
+        vectors = iter(self.vectors_for(puts))
         now = utcnow()  # one write time per batch
         with self._lock:
             return [self._run(op, vectors, now) for op in checked]

@@ -8,6 +8,7 @@ import pytest
 
 from ltm_agent.conversations import Conversation, Session, Turn
 from ltm_agent.errors import EmptyTextError, InvalidDateError, NotFoundError, TextTooLargeError
+from ltm_agent.embeddings import HashingEmbedder
 from ltm_agent.memory_stores import InMemoryStore
 from ltm_agent.records import Fact, RecordKind
 from ltm_agent.store import StoreLimits
@@ -119,3 +120,37 @@ def test_two_tenants_with_identical_texts_never_mix(fake_embedder) -> None:
     assert all(e.namespace == ("tenant-b",) for e in b.episodes())
     with pytest.raises(NotFoundError):
         b.find_turn("D1:0")  # exists only for tenant-a
+
+
+class CountingEmbedder(HashingEmbedder):
+    def __init__(self) -> None:
+        super().__init__(64)
+        self.embedded: list[str] = []
+
+    def embed(self, texts):  # type: ignore[override]
+        self.embedded.extend(texts)
+        return super().embed(texts)
+
+
+def test_context_keys_cost_no_second_embedding_pass() -> None:
+    embedder = CountingEmbedder()
+    store = InMemoryStore(embedder)
+    line = EpisodicTimeline(store, ("u1",), units=("turn", "context"))
+    line.ingest(conversation(2, 3))
+    # One embedding per turn; context items are indexed under the sum of their turns' vectors.
+    assert len(embedder.embedded) == 6
+    hits = store.search(("u1",), "session 1 turn 1 about topic1x1", filter={"kind": "context"}, limit=1)
+    # The best context match is this turn or a neighbour whose context holds it.
+    assert hits[0].item.text.split(" about ")[1] in {"topic1x0", "topic1x1", "topic1x2"}
+
+
+def test_item_with_foreign_vector_is_refused(fake_embedder) -> None:
+    from ltm_agent.errors import InvalidInputError
+    from ltm_agent.records import StoredItem
+
+    store = InMemoryStore(fake_embedder)
+    good = StoredItem(("u1",), "a", "fine")
+    bad = StoredItem(("u1",), "b", "wrong size", vector=(1.0, 0.0))
+    with pytest.raises(InvalidInputError, match="length 64"):
+        store.put([good, bad])
+    assert store.count(("u1",)) == 0

@@ -215,7 +215,18 @@ class LangGraphInMemory(BenchSystem):
         from langgraph.store.base import PutOp
 
         turns = _turns(conversation)
-        self.store.batch([PutOp(("bench", *namespace), tid, {"text": text}) for tid, text in turns])
+        # LangGraph's InMemoryStore embeds each distinct text once per batch but expects one
+        # vector per item ("Number of embeddings does not match number of indices" when two
+        # turns say the same thing), so a repeated text goes into a later batch.
+        pending = list(turns)
+        while pending:
+            seen: set[str] = set()
+            now, later = [], []
+            for tid, text in pending:
+                (later if text in seen else now).append((tid, text))
+                seen.add(text)
+            self.store.batch([PutOp(("bench", *namespace), tid, {"text": text}) for tid, text in now])
+            pending = later
         return len(turns)
 
     def retrieve(self, namespace: Namespace, question: Question) -> list[MemoryItem]:

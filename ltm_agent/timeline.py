@@ -264,9 +264,11 @@ class EpisodicTimeline:
         validate_text(text, limits=self.store.limits)
         when = require_aware(time, "time") if time is not None else self.clock()
         existing = self.episodes(filter={"session_id": session_id})
-        sessions = self.sessions()
-        known = {s.session_id: s.index for s in sessions}
-        index = known.get(session_id, sessions[-1].index + 1 if sessions else 0)
+        if existing:
+            index = existing[0].session_index
+        else:  # a new session: only then read the other sessions, to number it after them
+            sessions = self.sessions()
+            index = sessions[-1].index + 1 if sessions else 0
         position = len(existing)
         tid = turn_id or f"{session_id}#{position}"
         episode = Episode(

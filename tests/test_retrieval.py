@@ -114,3 +114,15 @@ def test_bad_queries_raise(store: InMemoryStore) -> None:
         HybridRetriever(store).retrieve(("u",), "  ")
     with pytest.raises(InvalidNamespaceError):
         HybridRetriever(store).retrieve("u", "bicycle")  # type: ignore[arg-type]
+
+
+def test_a_fact_is_not_merged_into_the_turn_it_came_from(fake_embedder) -> None:
+    from ltm_agent.records import Fact
+
+    store = InMemoryStore(fake_embedder)
+    EpisodicTimeline(store, ("u",), units=("turn",)).ingest(convo())
+    fact = Fact(id="f1", namespace=("u",), text="Ann owns a blue bicycle", subject="user.bike", valid_at=day(30), sources=("t0",))
+    store.put([fact.to_item()])
+    items = HybridRetriever(store, RetrievalConfig(units=("turn", "fact"))).rank(("u",), "blue bicycle")
+    kinds = {i.kind for i in items if i.sources == ("t0",)}
+    assert kinds == {"turn", "fact"}

@@ -20,7 +20,7 @@ from typing import Sequence
 
 from ltm_agent.filters import Filter
 from ltm_agent.namespaces import Namespace, validate_namespace
-from ltm_agent.records import MemoryItem, RecordKind, StoredItem, from_timestamp, require_aware, to_timestamp
+from ltm_agent.records import MemoryItem, RecordKind, ScoredItem, StoredItem, from_timestamp, require_aware, to_timestamp
 from ltm_agent.retrieval.fusion import reciprocal_rank_fusion
 from ltm_agent.retrieval.packing import pack
 from ltm_agent.retrieval.time_window import TimeWindow, query_time_window, stable_partition
@@ -73,8 +73,14 @@ class RetrievalConfig:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
+_SAME_TEXT_KINDS = frozenset({str(RecordKind.TURN), str(RecordKind.CONTEXT)})
+"""Kinds that render exactly their source turn: one memory per source, whichever key found it."""
+
+
 def _value_key(item: StoredItem) -> str:
-    return str(item.metadata.get("sources", item.id)) if item.metadata.get("sources") not in (None, "[]") else item.id
+    if item.metadata.get("kind") in _SAME_TEXT_KINDS and item.metadata.get("sources") not in (None, "[]"):
+        return f"turn:{item.metadata['sources']}"
+    return f"id:{item.id}"  # facts, notes, rounds: their own text, even when they share sources
 
 
 def _dedup(keys: list[str]) -> list[str]:
@@ -177,18 +183,22 @@ class HybridRetriever:
         limit = self.config.candidates
         # One dense and one keyword ranking per unit kind (or over all kinds at once):
         # a turn found through its own key and through its context key gets credit for both.
-        plan: list[tuple[str, list[str], float]] = []
-        for mode, units, weight in (
-            ("dense", self.config.dense_units or self.config.units, self.config.dense_weight),
-            ("keyword", self.config.keyword_units or self.config.units, self.config.keyword_weight),
-        ):
-            if mode == "keyword" and not self.config.hybrid:
-                continue
+        # Each mode is one search over all its kinds, split by kind here: a store query
+        # per kind costs a filtered search each.
+        rankings: list[list[ScoredItem]] = []
+        weights: list[float] = []
+        modes = [("dense", self.config.dense_units or self.config.units, self.config.dense_weight)]
+        if self.config.hybrid:
+            modes.append(("keyword", self.config.keyword_units or self.config.units, self.config.keyword_weight))
+        ops = [
+            SearchOp(namespace, query, mode, {**where, "kind": {"$in": list(units)}}, limit * len(units))
+            for mode, units, _ in modes
+        ]
+        for (_, units, weight), found in zip(modes, self.store.batch(ops), strict=True):
             groups = [[u] for u in units] if self.config.split_units else [list(units)]
-            plan.extend((mode, group, weight) for group in groups)
-        ops = [SearchOp(namespace, query, mode, {**where, "kind": {"$in": group}}, limit) for mode, group, _ in plan]
-        weights = [weight for _, _, weight in plan]
-        rankings = self.store.batch(ops)
+            for group in groups:
+                rankings.append([s for s in found if s.item.metadata.get("kind") in group][:limit])
+                weights.append(weight)
         # Fuse at the level of what is rendered (the source turns), so a turn found
         # through its own key and through its context key counts as one memory.
         by_value: dict[str, StoredItem] = {}

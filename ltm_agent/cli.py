@@ -216,12 +216,21 @@ def forget(
 
 
 @app.command()
-def demo(store: Path = typer.Option(Path(".ltm-demo"), "--store", help="Where the demo persists memory.")) -> None:
-    """The main job: ingest the shipped sample conversation and answer questions across sessions."""
+def demo(
+    store: Path = typer.Option(Path(".ltm-demo"), "--store", help="Where the demo persists memory (embedded Chroma)."),
+    scorer: str = typer.Option(
+        "auto",
+        "--scorer",
+        help="Entropy-buffer scorer: auto (the local model for session 1 if installed and fast enough here, "
+        "else the statistical fallback) | local | statistical.",
+    ),
+) -> None:
+    """The main job, offline: a LangGraph agent with our memory nodes talks through the sample
+    conversation, then answers questions across sessions from memory (runs in under a minute)."""
     from ltm_agent.demo import run_demo
 
     try:
-        run_demo(store, console=out)
+        run_demo(store, console=out, scorer=scorer)
     except LTMError as exc:
         _fail(exc)
 

@@ -509,3 +509,19 @@ def test_chroma_store_sync_and_async() -> None:
         other = graph.invoke({"messages": [HumanMessage("What colour is my bike? green")]}, run_config("bo", "t3"))
         assert other["memory_context"] == ""
         assert [e.unit for e in EpisodicTimeline(chroma, ("memories", "ana")).episodes()] == [RecordKind.TURN] * 4
+
+
+def test_configured_scorer_survives_a_restored_buffer(store: InMemoryStore) -> None:
+    from ltm_agent.buffer import StatisticalScorer
+
+    made: list[StatisticalScorer] = []
+
+    def scorer() -> StatisticalScorer:
+        made.append(StatisticalScorer())
+        return made[-1]
+
+    settings = BufferSettings(budget_tokens=40, scorer=scorer)
+    fresh = settings.restore(None)
+    fresh.update("first turn")
+    restored = settings.restore(fresh.state())
+    assert restored.scorer is made[-1] and len(made) == 2

@@ -72,7 +72,9 @@ class BufferSettings:
 
     def restore(self, saved: dict[str, Any] | None) -> EntropyDecayBuffer:
         if saved:
-            return EntropyDecayBuffer.from_state(saved)
+            # A configured scorer keeps scoring later turns; without one, a saved
+            # statistical scorer comes back with its counts.
+            return EntropyDecayBuffer.from_state(saved, scorer=self.scorer() if self.scorer is not None else None)
         scorer = self.scorer() if self.scorer is not None else StatisticalScorer()
         return EntropyDecayBuffer(self.budget_tokens, self.decay, self.sink_units, self.unit, scorer)
 

@@ -46,6 +46,7 @@ from ltm_agent.fact_extractors import (
     normalize_subject,
     resolve_date_expression,
 )
+from ltm_agent.records import utcnow
 
 __all__ = ["PatternFactExtractor"]
 
@@ -104,6 +105,12 @@ class _Found:
 def _clause(text: str, max_words: int = 8) -> str | None:
     """The object phrase up to the next clause, or ``None`` when it is not a short noun phrase."""
     phrase = _CLAUSE_END.split(text, maxsplit=1)[0].strip(" \"'’")
+    # "a job at Nimbus Labs last Monday": the date says when, it is not part of the object.
+    for expression in find_date_expressions(phrase, utcnow()):
+        cut = phrase.find(expression)
+        if cut > 0:
+            phrase = phrase[:cut].rstrip(" ,")
+            break
     if not phrase or _PRONOUN_OBJECT.match(phrase) or len(phrase.split()) > max_words:
         return None
     return phrase

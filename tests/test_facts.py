@@ -460,3 +460,11 @@ def test_fact_update_is_a_value() -> None:
     update = FactUpdate(())
     assert not update.changed and update.method == "manual" and not update.applied
     assert RecordKind.FACT == "fact"
+
+
+def test_pattern_fact_leaves_the_date_out_of_the_object() -> None:
+    from ltm_agent.fact_extractors import SourceTurn
+
+    said = datetime(2024, 3, 20, tzinfo=UTC)
+    found = PatternFactExtractor().extract([SourceTurn("t", "user", "Dana", "I started a new job at Nimbus Labs last Monday.", said)])
+    assert [f.text for f in found.facts if "Nimbus" in f.text] and all("Monday" not in f.text for f in found.facts)

@@ -413,7 +413,7 @@ class ChromaStore(ChromaDriver, MemoryStore):
         if isinstance(op, SearchOp):
             if op.mode == "keyword":
                 return lambda: ops_.keyword_search(op, self._keyword)
-            return lambda: ops_.dense_search(op)
+            return lambda: ops_.dense_search(op, self._keyword)
         if isinstance(op, ListOp):
             return lambda: ops_.list_items(op)
         if isinstance(op, DeleteOp):

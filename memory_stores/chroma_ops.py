@@ -261,7 +261,7 @@ def list_namespaces(op: ListNamespacesOp) -> Step:
     return found
 
 
-def dense_search(op: SearchOp) -> Step:
+def dense_search(op: SearchOp, cache: KeywordCache) -> Step:
     where = to_where(op.filter)
     if where is MATCH_NOTHING or op.limit == 0:
         return []
@@ -269,6 +269,10 @@ def dense_search(op: SearchOp) -> Step:
     if collection is None:
         return []
     vector = yield Embed(op.query)
+    # Reading documents and metadata back from Chroma is most of a query's time; when
+    # the namespace's side index is current it already holds them, so ask only for ids.
+    entry = yield from _fresh_entry(op.namespace, cache)
+    include = ["distances"] if entry is not None else ["documents", "metadatas", "distances"]
     result = yield Call(
         collection,
         "query",
@@ -276,16 +280,34 @@ def dense_search(op: SearchOp) -> Step:
             "query_embeddings": [np.asarray(vector, dtype=np.float32)],
             "n_results": op.offset + op.limit,
             "where": where,
-            "include": ["documents", "metadatas", "distances"],
+            "include": include,
         },
     )
-    ids, docs = result["ids"][0], result["documents"][0]
-    metas, distances = result["metadatas"][0], result["distances"][0]
-    scored = [
-        ScoredItem(decode(op.namespace, i, d, m), 1.0 - float(dist))
-        for i, d, m, dist in zip(ids, docs, metas, distances)
-    ]
+    ids, distances = result["ids"][0], result["distances"][0]
+    if entry is not None and all(i in entry.items for i in ids):
+        scored = [ScoredItem(_copy(entry.items[i]), 1.0 - float(dist)) for i, dist in zip(ids, distances)]
+    elif entry is not None:  # written after the token was read: fetch what the index lacks
+        got = yield Call(collection, "get", {"ids": ids, "include": _ITEM_FIELDS})
+        items = decode_get(op.namespace, got)
+        scored = [ScoredItem(items[i], 1.0 - float(dist)) for i, dist in zip(ids, distances) if i in items]
+    else:
+        docs, metas = result["documents"][0], result["metadatas"][0]
+        scored = [
+            ScoredItem(decode(op.namespace, i, d, m), 1.0 - float(dist))
+            for i, d, m, dist in zip(ids, docs, metas, distances)
+        ]
     return page(rank(scored), op.limit, op.offset)
+
+
+def _fresh_entry(namespace: Namespace, cache: KeywordCache) -> Step:
+    """The cached side index of ``namespace`` if it matches the registry's revision, else ``None``."""
+    entry = cache.get(namespace)
+    if entry is None:
+        return None
+    registry = yield Call(REGISTRY_HANDLE, "get", {"ids": [registry_id(namespace)], "include": ["metadatas"]})
+    if not registry["ids"] or str(registry["metadatas"][0]["revision"]) != entry.revision:
+        return None
+    return entry
 
 
 def keyword_search(op: SearchOp, cache: KeywordCache) -> Step:

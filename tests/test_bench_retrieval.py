@@ -100,3 +100,17 @@ def test_cli_bench_retrieval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert result.exit_code == 0, result.output
     assert len(_lines(tmp_path)) == 8
     assert "# Retrieval benchmark: locomo" in result.output
+
+
+def test_bench_docs_page_is_built_from_run_folders(tmp_path: Path) -> None:
+    from ltm_agent.bench.docs_page import write_benchmarks_page
+
+    run = tmp_path / "locomo"
+    run.mkdir()
+    (run / "report.md").write_text("# Retrieval benchmark: locomo\n\n| a |\n|---|\n| 1 |\n\n![plot](plot.png)\n")
+    (run / "plot.png").write_bytes(b"\x89PNG fake")
+    (run / "summary.json").write_text('{"generated_at": "2026-01-01T00:00:00+00:00"}')
+    page = write_benchmarks_page([run], tmp_path / "docs" / "benchmarks.md").read_text()
+    assert "## Retrieval benchmark: locomo" in page and "(img/locomo-plot.png)" in page
+    assert (tmp_path / "docs" / "img" / "locomo-plot.png").exists()
+    assert "generated 2026-01-01" in page

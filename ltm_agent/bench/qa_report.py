@@ -202,10 +202,9 @@ def _label(dataset: str, group: str) -> str:
 
 
 def _plot(dataset: str, scored: Mapping[str, Any], title: str, path: Path) -> None:
-    import matplotlib
+    from ltm_agent.bench.report import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     groups = sorted({g for d in scored.values() for g in d["by_category"]}, key=lambda g: (not g.isdigit(), g.zfill(4)))
     columns = [*groups, "overall"]

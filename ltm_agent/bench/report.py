@@ -16,8 +16,9 @@ from typing import Any, Sequence
 
 from ltm_agent.bench.datasets import Question, is_scored
 from ltm_agent.bench.metrics import TOKEN_BUDGETS, aggregate, score_question, within_budget
+from ltm_agent.errors import MissingExtraError
 
-__all__ = ["HEADLINE", "score_results", "write_reports"]
+__all__ = ["HEADLINE", "pyplot", "score_results", "write_reports"]
 
 HEADLINE = {
     "locomo": ("recall@512t", "recall@1024t", "recall_all@1024t", "recall@2048t", "recall@5", "ndcg@10"),
@@ -77,11 +78,20 @@ def score_results(results: Path, questions: Sequence[Question], systems: Sequenc
     return scored
 
 
-def _plot(dataset: str, scored: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the file-only Agg backend, or the pip line to get it."""
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise MissingExtraError("the benchmark plots need matplotlib: pip install 'ltm-agent[bench]'") from exc
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _plot(dataset: str, scored: dict[str, Any], path: Path) -> None:
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, data in scored.items():

@@ -27,16 +27,26 @@ re-scores from its own `results.jsonl` (one line per system and question, per
   (conv-26, 30, 41, 42, 43).
 - **LongMemEval** (Wu et al., ICLR 2025; MIT): the cleaned `longmemeval_s` file from the
   `xiaowu0162/LongMemEval` release on Hugging Face (`longmemeval_s_cleaned.json`); `--data` takes
-  JSON, JSON lines, or either gzipped. The dev runs below use 98 questions stratified by type.
+  JSON, JSON lines, or either gzipped. The dev file has 98 questions stratified by type.
 
 ## Commands
 
+The runs on this page (data in `../shared/data/`; `make bench-locomo` / `make bench-longmemeval`):
+
 ```bash
-ltm-agent bench retrieval --dataset locomo --data locomo10.json --out bench-out/locomo
-ltm-agent bench retrieval --dataset longmemeval --data longmemeval_s.json --out bench-out/longmemeval
-ltm-agent bench qa --dataset locomo --data locomo10.json --out bench-out/qa-locomo --systems dense-turn,bm25-turn,ltm
+ltm-agent bench retrieval --dataset locomo --data locomo10_dev.json --out bench-out/locomo
+ltm-agent bench retrieval --dataset longmemeval --data longmemeval_s_dev.jsonl.gz --out bench-out/longmemeval \
+    --stride 2 --systems dense-turn,bm25-turn,ltm,ltm-no-hybrid,ltm-no-time,ltm-no-context,langgraph-inmemory
+ltm-agent bench qa --dataset locomo --data locomo10_dev.json --out bench-out/qa-locomo --systems dense-turn,bm25-turn,ltm
 ltm-agent bench docs --run bench-out/locomo --run bench-out/longmemeval --run bench-out/qa-locomo --out docs/benchmarks.md
 ```
+
+The LongMemEval run takes every second question of the dev file (49 of 98; the file is ordered
+by question type, so every type is covered): embedding its ~48,000 turns, many of them long, takes
+longer than the benchmark's 30-minute budget on 2 cores. `ltm-no-speaker` is not run there (its
+turns have no speaker names, so it equals `ltm`), nor `ltm-rounds`. Latencies are wall-clock on
+a shared 2-core machine and include embedding the query; on LongMemEval each haystack has one
+question, so every `ltm` query also pays for building that haystack's BM25 side index.
 
 Systems: `dense-turn` (raw Chroma, one document per turn, cosine), `bm25-turn` (raw `bm25s`),
 `ltm` (this library's default configuration, identical for both data sets), one `ltm-no-*`

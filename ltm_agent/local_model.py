@@ -12,6 +12,7 @@ Core functions: :func:`local_model_path`, :func:`load_local_llama`,
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 from functools import lru_cache
@@ -151,7 +152,7 @@ def _load(logits_all: bool, n_ctx: int) -> llama_cpp.Llama:
         import llama_cpp
     except (ImportError, OSError) as exc:  # a broken build of the shared library
         raise _missing(f"llama_cpp failed to import: {exc}") from exc
-    return llama_cpp.Llama(
+    model = llama_cpp.Llama(
         model_path=str(path),
         n_ctx=n_ctx,
         logits_all=logits_all,
@@ -159,6 +160,23 @@ def _load(logits_all: bool, n_ctx: int) -> llama_cpp.Llama:
         n_threads_batch=_threads(),
         verbose=False,
     )
+    if not _loaded:
+        atexit.register(_release)
+    _loaded.append(model)
+    return model
+
+
+_loaded: list[llama_cpp.Llama] = []
+
+
+def _release() -> None:
+    # Free the models while llama_cpp's module globals still exist: left to the
+    # garbage collector at interpreter exit, Llama.__del__ fails noisily
+    # ("'NoneType' object is not callable" in free_model).
+    for model in _loaded:
+        model.close()
+    _loaded.clear()
+    _load.cache_clear()
 
 
 load_local_llama.cache_clear = _load.cache_clear  # type: ignore[attr-defined]

@@ -24,7 +24,7 @@ from ltm_agent.conversations import Conversation
 from ltm_agent.embeddings import Embedder
 from ltm_agent.errors import InvalidInputError
 from ltm_agent.namespaces import Namespace
-from ltm_agent.records import MemoryItem, RecordKind
+from ltm_agent.records import MemoryItem
 from ltm_agent.retrieval import HybridRetriever, RetrievalConfig
 from ltm_agent.tokens import count_tokens
 

@@ -59,7 +59,34 @@ BUFFER_DATA_INSTRUCTION = (
 )
 
 
-class EpisodicTimelineBlock(BaseMemoryBlock[str]):
+class _SessionBlock(BaseMemoryBlock[str]):
+    """The put path every block shares: the session travels as an argument.
+
+    LlamaIndex's base ``aput`` writes ``session_id`` into each message's
+    ``additional_kwargs``; ours leaves the messages and the block untouched and
+    hands each session's messages to :meth:`_record`.
+    """
+
+    async def _record(self, session: str, messages: list[ChatMessage]) -> None:
+        raise NotImplementedError
+
+    async def aput(
+        self,
+        messages: list[ChatMessage],
+        from_short_term_memory: bool = False,
+        session_id: Optional[str] = None,
+    ) -> None:
+        """Record ``messages`` for ``session_id`` (messages are not modified)."""
+        if from_short_term_memory and not self.accept_short_term_memory:
+            return
+        for session, group in resolve_sessions(messages, session_id, self.session_id).items():  # type: ignore[attr-defined]
+            await self._record(session, group)
+
+    async def _aput(self, messages: list[ChatMessage]) -> None:
+        await self.aput(messages)
+
+
+class EpisodicTimelineBlock(_SessionBlock):
     """Flushed messages become dated episodes; each call recalls the session's relevant ones.
 
     ``aput`` records the messages ``Memory`` flushes from its queue as turn
@@ -103,26 +130,8 @@ class EpisodicTimelineBlock(BaseMemoryBlock[str]):
             self.store, self.namespace, config=self.retrieval_config, roles=self.roles, clock=self.clock
         )
 
-    async def aput(
-        self,
-        messages: list[ChatMessage],
-        from_short_term_memory: bool = False,
-        session_id: Optional[str] = None,
-    ) -> None:
-        """Record ``messages`` in ``session_id``'s timeline.
-
-        Overrides the base method, which writes ``session_id`` into each
-        message's ``additional_kwargs``: the session travels as an argument and
-        the messages are left as they are.
-        """
-        if from_short_term_memory and not self.accept_short_term_memory:
-            return
-        recall = self.recall
-        for session, group in resolve_sessions(messages, session_id, self.session_id).items():
-            await recall.arecord(group, session)
-
-    async def _aput(self, messages: list[ChatMessage]) -> None:
-        await self.aput(messages)
+    async def _record(self, session: str, messages: list[ChatMessage]) -> None:
+        await self.recall.arecord(messages, session)
 
     async def _aget(
         self,
@@ -145,7 +154,7 @@ class EpisodicTimelineBlock(BaseMemoryBlock[str]):
         return render_memory_block(items) if items else ""
 
 
-class EntropyBufferBlock(BaseMemoryBlock[str]):
+class EntropyBufferBlock(_SessionBlock):
     """The SirLLM entropy-decay buffer of each session, as a memory block.
 
     ``aput`` feeds flushed messages into the session's
@@ -238,21 +247,9 @@ class EntropyBufferBlock(BaseMemoryBlock[str]):
                 if message.role.value in self.roles and text.strip():
                     buffer.update(text, role=message.role.value)
 
-    async def aput(
-        self,
-        messages: list[ChatMessage],
-        from_short_term_memory: bool = False,
-        session_id: Optional[str] = None,
-    ) -> None:
-        """Feed ``messages`` into ``session_id``'s buffer (messages are not modified)."""
-        if from_short_term_memory and not self.accept_short_term_memory:
-            return
-        for session, group in resolve_sessions(messages, session_id, self.session_id).items():
-            # A model-backed scorer is CPU-heavy: keep it off the event loop.
-            await asyncio.to_thread(self._update, session, group)
-
-    async def _aput(self, messages: list[ChatMessage]) -> None:
-        await self.aput(messages)
+    async def _record(self, session: str, messages: list[ChatMessage]) -> None:
+        # A model-backed scorer is CPU-heavy: keep it off the event loop.
+        await asyncio.to_thread(self._update, session, messages)
 
     async def _aget(
         self,
@@ -271,7 +268,7 @@ class EntropyBufferBlock(BaseMemoryBlock[str]):
         return f"{BUFFER_DATA_INSTRUCTION}\n{quote_data('dialogue', rendered)}"
 
 
-class FactsBlock(BaseMemoryBlock[str]):
+class FactsBlock(_SessionBlock):
     """The session's current bi-temporal facts (:class:`~ltm_agent.facts.FactMemory`), quoted and dated.
 
     ``aget`` returns :meth:`FactMemory.current` (never an invalidated fact),
@@ -327,20 +324,8 @@ class FactsBlock(BaseMemoryBlock[str]):
         with session_lock(self.store, memory.namespace):
             memory.ingest_session(Session(id=session, date=self.clock(), turns=turns))
 
-    async def aput(
-        self,
-        messages: list[ChatMessage],
-        from_short_term_memory: bool = False,
-        session_id: Optional[str] = None,
-    ) -> None:
-        """Extract and apply the facts in ``messages`` for ``session_id`` (messages are not modified)."""
-        if from_short_term_memory and not self.accept_short_term_memory:
-            return
-        for session, group in resolve_sessions(messages, session_id, self.session_id).items():
-            await asyncio.to_thread(self._ingest, session, group)
-
-    async def _aput(self, messages: list[ChatMessage]) -> None:
-        await self.aput(messages)
+    async def _record(self, session: str, messages: list[ChatMessage]) -> None:
+        await asyncio.to_thread(self._ingest, session, messages)
 
     async def _aget(
         self,

@@ -16,6 +16,7 @@ Core types: :class:`MemoryStore`, the ops :class:`PutOp`, :class:`GetOp`,
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Sequence, Union
@@ -341,7 +342,19 @@ class MemoryStore(ABC):
         """Namespaces holding items, sorted, optionally under ``prefix``."""
         return self.batch([ListNamespacesOp(tuple(prefix), limit, offset)])[0]
 
+    def warm(self, namespace: Namespace) -> None:
+        """Build the namespace's derived search structures now, so the next search does not pay for them.
+
+        Bulk writers (:meth:`EpisodicTimeline.ingest`) call this once at the
+        end. Stores without derived structures do nothing (the default).
+        """
+        validate_namespace(tuple(namespace))
+
     # -- derived async API ------------------------------------------------
+
+    async def awarm(self, namespace: Namespace) -> None:
+        """Async twin of :meth:`warm` (runs it in a worker thread)."""
+        await asyncio.to_thread(self.warm, namespace)
 
     async def aput(self, items: Sequence[StoredItem]) -> None:
         await self.abatch([PutOp(item) for item in items])

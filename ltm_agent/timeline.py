@@ -233,6 +233,7 @@ class EpisodicTimeline:
                 items += self._flush(pending, on_items)
                 pending = []
         items += self._flush(pending, on_items)
+        self.store.warm(self.namespace)  # index now, not on the first search
         return IngestReport(1, len(ordered), turns, items, skipped)
 
     def _flush(self, episodes: list[Episode], on_items: Callable[[int], None] | None) -> int:

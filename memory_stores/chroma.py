@@ -345,6 +345,23 @@ class ChromaStore(ChromaDriver, MemoryStore):
                 results[unit.slot] = value
         return results
 
+    def warm(self, namespace: Namespace) -> None:
+        """Build the namespace's keyword side index now (when it is not current).
+
+        A bulk ingest ends with this, so the first keyword search after it
+        does not pay for reading the namespace back and indexing it.
+        """
+        checked = self._checked([CountOp(tuple(namespace))])[0].namespace
+        self._run(lambda: ops_.warm(checked, self._keyword))
+
+    async def awarm(self, namespace: Namespace) -> None:
+        """Async twin of :meth:`warm`."""
+        if self._async_client is None:
+            await asyncio.to_thread(self.warm, namespace)
+            return
+        checked = self._checked([CountOp(tuple(namespace))])[0].namespace
+        await self._arun(lambda: ops_.warm(checked, self._keyword))
+
     async def abatch(self, ops: Sequence[Op]) -> list[Result]:
         """Async twin of :meth:`batch`.
 

@@ -320,6 +320,11 @@ def keyword_search(op: SearchOp, cache: KeywordCache) -> Step:
     return [ScoredItem(_copy(entry.items[i]), score) for i, score in hits]
 
 
+def warm(namespace: Namespace, cache: KeywordCache) -> Step:
+    """Bring the namespace's side index up to date (a no-op when it is current)."""
+    yield from _keyword_entry(namespace, cache)
+
+
 def _keyword_entry(namespace: Namespace, cache: KeywordCache) -> Step:
     # One round trip when nothing changed: read the revision token, reuse the index.
     registry = yield Call(REGISTRY_HANDLE, "get", {"ids": [registry_id(namespace)], "include": ["metadatas"]})

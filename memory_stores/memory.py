@@ -20,7 +20,7 @@ from ltm_agent.embeddings import Embedder, HashingEmbedder
 from ltm_agent.filters import validate_filter
 from ltm_agent.memory_stores._common import check_ops, matches, page, rank, stamp
 from ltm_agent.memory_stores._keyword import KeywordIndex
-from ltm_agent.namespaces import Namespace
+from ltm_agent.namespaces import Namespace, validate_namespace
 from ltm_agent.records import ScoredItem, StoredItem, utcnow
 from ltm_agent.store import (
     CountOp,
@@ -52,6 +52,14 @@ class _Namespace:
     def changed(self) -> None:
         self.keyword = None
         self.matrix = None
+
+    def keyword_index(self) -> KeywordIndex:
+        if self.keyword is None:
+            ids = list(self.items)
+            self.keyword = KeywordIndex(
+                ids, [self.items[i].index_text for i in ids], [self.items[i].metadata for i in ids]
+            )
+        return self.keyword
 
     def dense(self) -> tuple[list[str], np.ndarray]:
         if self.matrix is None:
@@ -102,6 +110,15 @@ class InMemoryStore(MemoryStore):
     async def abatch(self, ops: Sequence[Op]) -> list[Result]:
         """Async twin of :meth:`batch`; runs inline (there is no I/O to await)."""
         return self.batch(ops)
+
+    def warm(self, namespace: Namespace) -> None:
+        """Build the namespace's keyword index and vector matrix now."""
+        namespace = validate_namespace(tuple(namespace))
+        with self._lock:
+            space = self._spaces.get(namespace)
+            if space is not None:
+                space.keyword_index()
+                space.dense()
 
     # -- operations -------------------------------------------------------
 
@@ -163,14 +180,7 @@ class InMemoryStore(MemoryStore):
         if space is None or op.limit == 0:
             return []
         if op.mode == "keyword":
-            if space.keyword is None:
-                ids = list(space.items)
-                space.keyword = KeywordIndex(
-                    ids,
-                    [space.items[i].index_text for i in ids],
-                    [space.items[i].metadata for i in ids],
-                )
-            hits = space.keyword.search(op.query, op.filter, op.limit, op.offset)
+            hits = space.keyword_index().search(op.query, op.filter, op.limit, op.offset)
             return [ScoredItem(_copy(space.items[i]), score) for i, score in hits]
         normal = validate_filter(op.filter)
         ids, matrix = space.dense()

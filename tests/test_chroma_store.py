@@ -305,3 +305,30 @@ def test_minilm_end_to_end(fast_tmp: Path) -> None:
     client.close()
     with pytest.raises(EmbedderMismatchError):
         ChromaStore.persistent(fast_tmp, embedder=HashingEmbedder())
+
+
+def test_bulk_ingest_leaves_the_keyword_index_built() -> None:
+    from ltm_agent.conversations import Conversation
+    from ltm_agent.timeline import EpisodicTimeline
+
+    conversation = Conversation.model_validate(
+        {
+            "id": "c1",
+            "sessions": [
+                {"id": "s1", "date": "2024-03-02T10:00:00Z", "turns": [
+                    {"id": "t1", "role": "user", "speaker": "Maya", "text": "I adopted a cat called Miso."},
+                    {"id": "t2", "role": "assistant", "speaker": "Ben", "text": "Lovely, a tabby?"},
+                ]},
+            ],
+        }
+    )
+    store = ChromaStore.ephemeral(embedder=HashingEmbedder())
+    try:
+        namespace = ("u1",)
+        EpisodicTimeline(store, namespace).ingest(conversation)
+        entry = store._keyword.get(namespace)
+        assert entry is not None and len(entry.index) == store.count(namespace)
+        hits = store.search(namespace, "Miso", mode="keyword")
+        assert hits and "Miso" in hits[0].item.text
+    finally:
+        store.close()

@@ -197,6 +197,21 @@ def test_keyword_index_follows_writes(store: MemoryStore) -> None:
     assert store.search(NS, "tuna", mode="keyword") == []
 
 
+async def test_warm_builds_indexes_without_changing_results(store: MemoryStore) -> None:
+    fill(store)
+    before = [(i.item.id, i.score) for i in store.search(NS, "tuna Lisbon", mode="keyword")]
+    store.warm(NS)
+    await store.awarm(NS)
+    assert [(i.item.id, i.score) for i in store.search(NS, "tuna Lisbon", mode="keyword")] == before
+    store.put([StoredItem(NS, "a6", "tuna sandwiches for lunch", {"kind": "note", "n": 6, "score": 0.0, "flag": True})])
+    store.warm(NS)  # a warm after a write indexes the write
+    assert "a6" in ids(store.search(NS, "tuna", mode="keyword"))
+    store.warm(("nobody",))  # an empty namespace warms to nothing
+    assert store.count(("nobody",)) == 0
+    with pytest.raises(InvalidNamespaceError):
+        store.warm(())
+
+
 @pytest.mark.parametrize("mode", ["dense", "keyword"])
 def test_search_offset_and_limit(store: MemoryStore, mode: str) -> None:
     fill(store)

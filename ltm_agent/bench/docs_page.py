@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 __all__ = ["write_benchmarks_page"]
 
@@ -50,9 +50,20 @@ question, so every `ltm` query also pays for building that haystack's BM25 side 
 
 Systems: `dense-turn` (raw Chroma, one document per turn, cosine), `bm25-turn` (raw `bm25s`),
 `ltm` (this library's default configuration, identical for both data sets), one `ltm-no-*`
-ablation per mechanism, `ltm-rounds` (rounds added as units) and the peer `langgraph-inmemory`
-(LangGraph's `InMemoryStore` with the same embedder). Budgets are cl100k tokens of the text as it
-would be rendered into the prompt (our items include their date; the baselines' do not).
+ablation per mechanism, `ltm-rounds` (rounds added as units), `ltm-facts` (`ltm` plus
+fact-augmented keys: the deterministic pattern extractor's facts are appended to the keys of the
+turns they came from; the rendered turns stay the same and the fact records are not retrieved,
+so only ranking changes) and three peers with the same embedder: `langgraph-inmemory` (LangGraph's
+`InMemoryStore`), `llamaindex-vectorblock` (LlamaIndex's `VectorMemoryBlock` over
+`llama-index-vector-stores-chroma`, one node per turn, written and queried the way the block
+does it, since its public `get` returns one unscored string) and `mem0-raw` (mem0's
+`Memory.add(..., infer=False)` on Chroma: raw turns, no LLM). A peer whose package is missing is
+listed under "Systems not run" with the reason and the rest of the run goes on. `mem0ai` is in no
+extra: mem0ai 2.2.1 requires `protobuf<7`, and installing it downgrades the `protobuf` 7.x that
+chromadb's telemetry and onnxruntime load to 6.33.6; in a separate environment
+(`pip install 'ltm-agent[bench]' mem0ai`) it installs and runs offline, with telemetry off.
+Budgets are cl100k tokens of the text as it would be rendered into the prompt (our items include
+their date; the baselines' and peers' do not).
 """
 
 

@@ -241,8 +241,15 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def write_qa_reports(
     dataset: str, out_dir: Path, questions: Sequence[Question], systems: Sequence[str]
 ) -> tuple[Path, Path]:
-    """Score ``out_dir/results.jsonl``; write ``summary.json``, ``report.md`` and ``qa_score_by_category.png``."""
-    scored = score_qa_results(out_dir / "results.jsonl", questions, systems)
+    """Score ``out_dir/results.jsonl``; write ``summary.json``, ``report.md`` and ``qa_score_by_category.png``.
+
+    Systems the run could not build (``unavailable.json``) are not scored; their
+    reasons go to ``summary.json`` and a "Systems not run" section of ``report.md``.
+    """
+    from ltm_agent.bench.report import read_unavailable, unavailable_section
+
+    unavailable = read_unavailable(out_dir, systems)
+    scored = score_qa_results(out_dir / "results.jsonl", questions, [s for s in systems if s not in unavailable])
     config = json.loads((out_dir / "qa_config.json").read_text()) if (out_dir / "qa_config.json").exists() else {}
     ingest = json.loads((out_dir / "ingest.json").read_text()) if (out_dir / "ingest.json").exists() else {}
     for name, data in scored.items():
@@ -257,6 +264,7 @@ def write_qa_reports(
         "judge": config.get("judge"),
         "questions": max((d["questions"] for d in scored.values()), default=0),
         "systems": scored,
+        "unavailable": unavailable,
     }
     summary_path = out_dir / "summary.json"
     summary_path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
@@ -298,6 +306,7 @@ def write_qa_reports(
         "## score by category",
         _table(["system", *[_label(dataset, g) for g in groups]], group_rows),
         f"![score by category]({plot_path.name})",
+        *unavailable_section(unavailable),
     ])
     report_path = out_dir / "report.md"
     report_path.write_text(report + "\n", encoding="utf-8")

@@ -10,15 +10,21 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ltm_agent.bench.datasets import Question, is_scored
-from ltm_agent.bench.metrics import TOKEN_BUDGETS, aggregate, score_question, within_budget
+from ltm_agent.bench.metrics import (
+    TOKEN_BUDGETS,
+    aggregate,
+    score_question,
+    within_budget,
+)
 from ltm_agent.errors import MissingExtraError
 
-__all__ = ["HEADLINE", "pyplot", "score_results", "write_reports"]
+__all__ = ["HEADLINE", "pyplot", "read_unavailable", "score_results", "unavailable_section", "write_reports"]
 
 HEADLINE = {
     "locomo": ("recall@512t", "recall@1024t", "recall_all@1024t", "recall@2048t", "recall@5", "ndcg@10"),
@@ -78,6 +84,21 @@ def score_results(results: Path, questions: Sequence[Question], systems: Sequenc
     return scored
 
 
+def read_unavailable(out_dir: Path, systems: Sequence[str]) -> dict[str, str]:
+    """``{system: reason}`` from the run's ``unavailable.json``, for the given systems (empty when none)."""
+    path = out_dir / "unavailable.json"
+    found = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    return {name: str(found[name]) for name in systems if name in found}
+
+
+def unavailable_section(unavailable: dict[str, str]) -> list[str]:
+    """The report's "Systems not run" section (no section when every system ran)."""
+    if not unavailable:
+        return []
+    lines = [f"- `{name}`: {reason}" for name, reason in unavailable.items()]
+    return ["## Systems not run", "\n".join(lines)]
+
+
 def pyplot() -> Any:
     """``matplotlib.pyplot`` on the file-only Agg backend, or the pip line to get it."""
     try:
@@ -119,8 +140,15 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def write_reports(
     dataset: str, out_dir: Path, questions: Sequence[Question], systems: Sequence[str]
 ) -> tuple[Path, Path]:
-    """Score ``out_dir/results.jsonl`` and write ``summary.json``, ``report.md`` and ``recall_vs_budget.png``."""
-    scored = score_results(out_dir / "results.jsonl", questions, systems)
+    """Score ``out_dir/results.jsonl`` and write ``summary.json``, ``report.md`` and ``recall_vs_budget.png``.
+
+    Systems the run could not build (``unavailable.json``, written by
+    :func:`~ltm_agent.bench.retrieval_bench.run_bench_loop`) are not scored; their
+    reasons go to ``summary.json`` under ``"unavailable"`` and to a "Systems not
+    run" section of ``report.md``.
+    """
+    unavailable = read_unavailable(out_dir, systems)
+    scored = score_results(out_dir / "results.jsonl", questions, [s for s in systems if s not in unavailable])
     ingest = json.loads((out_dir / "ingest.json").read_text()) if (out_dir / "ingest.json").exists() else {}
     speed = json.loads((out_dir / "speed.json").read_text()) if (out_dir / "speed.json").exists() else {}
     for name, data in scored.items():
@@ -136,6 +164,7 @@ def write_reports(
         "questions_scored": max((d["questions"] for d in scored.values()), default=0),
         "speed": speed,
         "systems": scored,
+        "unavailable": unavailable,
     }
     summary_path = out_dir / "summary.json"
     summary_path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
@@ -158,14 +187,17 @@ def write_reports(
     report = "\n\n".join(
         [
             f"# Retrieval benchmark: {dataset}",
-            f"Generated {summary['generated_at']} by `ltm-agent bench retrieval`; "
-            f"{summary['questions_scored']} scored questions. Token budgets in cl100k tokens.",
+            (
+                f"Generated {summary['generated_at']} by `ltm-agent bench retrieval`; "
+                f"{summary['questions_scored']} scored questions. Token budgets in cl100k tokens."
+            ),
             _table(["system", "n", *head, "p50 ms", "p95 ms"], rows),
             f"## {focus} by category",
             _table(["system", *categories], cat_rows),
             "## Ingest speed (uncached embedder, first conversation)",
             _table(["system", "turns", "turns/s"], speed_rows) if speed_rows else "(not measured)",
             f"![recall against budget]({plot_path.name})",
+            *unavailable_section(unavailable),
         ]
     )
     report_path = out_dir / "report.md"

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 from tqdm.auto import tqdm
 
@@ -25,10 +25,20 @@ from ltm_agent.bench.datasets import Question, load_questions
 from ltm_agent.bench.systems import DEFAULT_SYSTEMS, BenchSystem, make_system
 from ltm_agent.conversations import Conversation
 from ltm_agent.embeddings import Embedder, default_embedder
+from ltm_agent.errors import MissingExtraError
 from ltm_agent.loaders import load_conversations
 from ltm_agent.records import MemoryItem
 
-__all__ = ["BenchRun", "RowMaker", "retrieval_row", "retrieved_payload", "run_bench_loop", "run_retrieval_bench"]
+__all__ = [
+    "UNAVAILABLE_FILE",
+    "BenchRun",
+    "RowMaker",
+    "build_systems",
+    "retrieval_row",
+    "retrieved_payload",
+    "run_bench_loop",
+    "run_retrieval_bench",
+]
 
 MAX_BUDGET = 4096
 
@@ -133,6 +143,31 @@ def measure_speed(
     return speed
 
 
+UNAVAILABLE_FILE = "unavailable.json"
+"""Written by every run: ``{system: reason}`` for the systems that could not be built."""
+
+
+def build_systems(systems: Sequence[str], embedder: Embedder) -> tuple[dict[str, BenchSystem], dict[str, str]]:
+    """Build each system; one whose package is missing goes to the second dict with its reason.
+
+    Only :class:`~ltm_agent.errors.MissingExtraError` counts as "unavailable";
+    any other error (an unknown name, a bug) is raised, after closing what was built.
+    """
+    built: dict[str, BenchSystem] = {}
+    unavailable: dict[str, str] = {}
+    try:
+        for name in systems:
+            try:
+                built[name] = make_system(name, embedder)
+            except MissingExtraError as exc:
+                unavailable[name] = str(exc)
+    except BaseException:
+        for system in built.values():
+            system.close()
+        raise
+    return built, unavailable
+
+
 RowMaker = Callable[[str, Conversation, Question, list[MemoryItem], float], dict]
 """Builds one ``results.jsonl`` line: ``(system, conversation, question, ranked items, latency ms) -> dict``."""
 
@@ -170,7 +205,9 @@ def run_bench_loop(
     Per conversation, each system ingests it into a fresh namespace, retrieves
     for every question not already in ``results.jsonl`` (resume) and forgets it.
     ``make_row`` turns each retrieval into a line, appended and flushed at once.
-    Also writes ``ingest.json`` (and ``speed.json`` when ``speed_systems`` is set).
+    Also writes ``ingest.json``, ``unavailable.json`` (systems that could not be
+    built, with the reason: see :func:`build_systems`; they are skipped) and
+    ``speed.json`` when ``speed_systems`` is set.
 
     Args:
         dataset: ``"locomo"`` or ``"longmemeval"``.
@@ -198,18 +235,18 @@ def run_bench_loop(
     plan = _select(conversations, questions, limit, stride)
     done = _done(results)
 
-    speed_file = out_dir / "speed.json"
-    timed = [s for s in speed_systems if s in systems]
-    if timed and not speed_file.exists() and plan:
-        speed = measure_speed(plan[0][0], lambda: base, timed)
-        speed_file.write_text(json.dumps(speed, indent=2), encoding="utf-8")
-
-    built: dict[str, BenchSystem] = {name: make_system(name, cached) for name in systems}
-    ingest_seconds = {name: 0.0 for name in systems}
-    ingest_turns = {name: 0 for name in systems}
-    total = sum(len(qs) for _, qs in plan) * len(systems)
+    built, unavailable = build_systems(systems, cached)
+    (out_dir / UNAVAILABLE_FILE).write_text(json.dumps(unavailable, indent=2), encoding="utf-8")
+    ingest_seconds = {name: 0.0 for name in built}
+    ingest_turns = {name: 0 for name in built}
+    total = sum(len(qs) for _, qs in plan) * len(built)
     bar = tqdm(total=total, desc=f"{dataset} {desc}", unit="q", disable=not progress)
     try:
+        speed_file = out_dir / "speed.json"
+        timed = [s for s in speed_systems if s in built]
+        if timed and not speed_file.exists() and plan:
+            speed = measure_speed(plan[0][0], lambda: base, timed)
+            speed_file.write_text(json.dumps(speed, indent=2), encoding="utf-8")
         with results.open("a", encoding="utf-8") as sink:
             if _cut_last_line(results):
                 sink.write("\n")  # end a line cut by a crash, so the next line starts clean
@@ -241,7 +278,7 @@ def run_bench_loop(
             system.close()
         cached.close()
     ingest = {
-        name: {"seconds": ingest_seconds[name], "turns": ingest_turns[name]} for name in systems if ingest_turns[name]
+        name: {"seconds": ingest_seconds[name], "turns": ingest_turns[name]} for name in built if ingest_turns[name]
     }
     (out_dir / "ingest.json").write_text(json.dumps(ingest, indent=2), encoding="utf-8")
     return [q for _, qs in plan for q in qs]

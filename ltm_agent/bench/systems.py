@@ -5,10 +5,17 @@
 * ``ltm`` and its ablations - ltm-agent's own memory through the public API
   (:class:`~ltm_agent.timeline.EpisodicTimeline` +
   :class:`~ltm_agent.retrieval.HybridRetriever` on a :class:`ChromaStore`).
+* ``ltm-facts`` - ``ltm`` with fact-augmented keys from the deterministic pattern
+  extractor (:class:`LTMFacts`).
 * ``langgraph-inmemory`` - LangGraph's ``InMemoryStore`` with the same embedder (peer).
+* ``llamaindex-vectorblock``, ``mem0-raw`` - LlamaIndex's ``VectorMemoryBlock`` over
+  Chroma and mem0 with ``infer=False`` (peers, :mod:`ltm_agent.bench.peers`).
 
 Every system returns ranked :class:`~ltm_agent.records.MemoryItem` s whose
 ``sources`` are the data set's turn ids, so one metric module scores them all.
+A system whose optional package is missing raises
+:class:`~ltm_agent.errors.MissingExtraError` from :func:`make_system`; the
+benchmark loop records its reason as "unavailable" and runs the others.
 
 Core types: :class:`BenchSystem`, :func:`make_system`, :data:`SYSTEMS`.
 """
@@ -17,7 +24,8 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ltm_agent.bench.datasets import Question
 from ltm_agent.conversations import Conversation
@@ -28,7 +36,7 @@ from ltm_agent.records import MemoryItem
 from ltm_agent.retrieval import HybridRetriever, RetrievalConfig
 from ltm_agent.tokens import count_tokens
 
-__all__ = ["BenchSystem", "SYSTEMS", "DEFAULT_SYSTEMS", "make_system", "turn_text"]
+__all__ = ["DEFAULT_SYSTEMS", "SYSTEMS", "BenchSystem", "LTMFacts", "make_system", "turn_text"]
 
 DEPTH = 200
 """Results each system returns per question (enough to fill 4,096 tokens on both data sets)."""
@@ -197,6 +205,36 @@ class LTM(BenchSystem):
         self.store.close()
 
 
+class LTMFacts(LTM):
+    """``ltm`` plus fact-augmented keys: facts extracted at ingest are appended to their turns' keys.
+
+    After the timeline ingest, a :class:`~ltm_agent.facts.FactMemory` with the
+    deterministic :class:`~ltm_agent.fact_patterns.PatternFactExtractor` reads each
+    session (``FactMemory.ingest_session``) and, in the same store batch as the
+    facts, re-puts the episodes the facts came from with ``key = text + "\\n" +
+    facts`` (its default ``augment_units``: rounds and turns; ``ltm`` stores no
+    rounds, so the source turns). Text, id and sources of each turn stay, so the
+    rendered item and its ``sources`` are the same as in ``ltm``; only what is
+    embedded and BM25-indexed changes. Retrieval is ``ltm``'s: its units are turns
+    and context keys, so the fact records themselves (kind ``fact``, each with
+    ``sources`` = the turns it was derived from) are stored but never returned.
+    The pattern extractor only knows a fixed set of first-person statements
+    (see :mod:`ltm_agent.fact_patterns`); on most turns it finds nothing, and then
+    this system equals ``ltm``.
+    """
+
+    def ingest(self, namespace: Namespace, conversation: Conversation) -> int:
+        from ltm_agent.fact_patterns import PatternFactExtractor
+        from ltm_agent.facts import FactMemory
+
+        turns = super().ingest(namespace, conversation)
+        facts = FactMemory(self.store, self._ns(namespace), extractor=PatternFactExtractor())
+        for session in conversation.ordered_sessions():
+            facts.ingest_session(session)
+        self.store.warm(self._ns(namespace))  # the key updates changed the namespace after ingest's warm
+        return turns
+
+
 class LangGraphInMemory(BenchSystem):
     """Peer: LangGraph's own ``InMemoryStore`` with the same embedder, one item per turn."""
 
@@ -243,9 +281,20 @@ class LangGraphInMemory(BenchSystem):
         self.store.batch([PutOp(("bench", *namespace), key, None) for key in keys])
 
 
-def _ltm(name: str, **changes: Any) -> Callable[[Embedder], BenchSystem]:
+def _ltm(name: str, kind: type[LTM] = LTM, **changes: Any) -> Callable[[Embedder], BenchSystem]:
     units = tuple(changes.get("units", RetrievalConfig().units))
-    return lambda embedder: LTM(embedder, name=name, config=RetrievalConfig().but(**changes), units=units)
+    return lambda embedder: kind(embedder, name=name, config=RetrievalConfig().but(**changes), units=units)
+
+
+def _peer(class_name: str) -> Callable[[Embedder], BenchSystem]:
+    """A peer from :mod:`ltm_agent.bench.peers`, imported only when it is built."""
+
+    def build(embedder: Embedder) -> BenchSystem:
+        from ltm_agent.bench import peers
+
+        return getattr(peers, class_name)(embedder)
+
+    return build
 
 
 SYSTEMS: dict[str, Callable[[Embedder], BenchSystem]] = {
@@ -257,7 +306,10 @@ SYSTEMS: dict[str, Callable[[Embedder], BenchSystem]] = {
     "ltm-no-context": _ltm("ltm-no-context", units=("turn",)),
     "ltm-no-speaker": _ltm("ltm-no-speaker", speaker_boost=0.0),
     "ltm-rounds": _ltm("ltm-rounds", units=("turn", "context", "round")),
+    "ltm-facts": _ltm("ltm-facts", LTMFacts),
     "langgraph-inmemory": LangGraphInMemory,
+    "llamaindex-vectorblock": _peer("LlamaIndexVectorBlock"),
+    "mem0-raw": _peer("Mem0Raw"),
 }
 """Every system by name."""
 
@@ -270,12 +322,23 @@ DEFAULT_SYSTEMS = (
     "ltm-no-context",
     "ltm-no-speaker",
     "ltm-rounds",
+    "ltm-facts",
     "langgraph-inmemory",
+    "llamaindex-vectorblock",
+    "mem0-raw",
 )
+"""The systems a run includes unless ``--systems`` names others (peers whose package is
+missing are reported as not run)."""
 
 
 def make_system(name: str, embedder: Embedder) -> BenchSystem:
-    """Build a system by name (raises with the list of known names)."""
+    """Build a system by name.
+
+    Raises:
+        InvalidInputError: ``name`` is not in :data:`SYSTEMS` (the message lists them).
+        MissingExtraError: The system needs a package that is not installed (the
+            message says which and why).
+    """
     if name not in SYSTEMS:
         raise InvalidInputError(f"unknown benchmark system {name!r}; choose from {sorted(SYSTEMS)}")
     return SYSTEMS[name](embedder)

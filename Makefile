@@ -26,8 +26,7 @@ bench-locomo: setup
 	$(BIN)/ltm-agent bench retrieval --dataset locomo --data ../shared/data/locomo/locomo10_dev.json --out bench-out/locomo
 
 bench-longmemeval: setup
-	$(BIN)/ltm-agent bench retrieval --dataset longmemeval --data ../shared/data/longmemeval/longmemeval_s_dev.jsonl.gz --out bench-out/longmemeval \
-		--stride 2 --systems dense-turn,bm25-turn,ltm,ltm-no-hybrid,ltm-no-time,ltm-no-context,langgraph-inmemory
+	$(BIN)/ltm-agent bench retrieval --dataset longmemeval --data ../shared/data/longmemeval/longmemeval_s_dev.jsonl.gz --out bench-out/longmemeval
 
 bench-qa-locomo: setup
 	$(BIN)/ltm-agent bench qa --dataset locomo --data ../shared/data/locomo/locomo10_dev.json --out bench-out/qa-locomo --systems dense-turn,bm25-turn,ltm

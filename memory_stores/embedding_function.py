@@ -44,7 +44,7 @@ class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
         384
     """
 
-    def __init__(self, batch_size: int = 32, max_length: int = 256) -> None:
+    def __init__(self, batch_size: int = 32, max_length: int = 128) -> None:
         self.batch_size = batch_size
         self.max_length = max_length
         self._embedder = MiniLMEmbedder(batch_size=batch_size, max_length=max_length)
@@ -69,5 +69,5 @@ class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
     def build_from_config(config: dict[str, Any]) -> MiniLMEmbeddingFunction:
         return MiniLMEmbeddingFunction(
             batch_size=int(config.get("batch_size", 32)),
-            max_length=int(config.get("max_length", 256)),
+            max_length=int(config.get("max_length", 128)),
         )

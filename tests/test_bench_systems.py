@@ -256,3 +256,30 @@ def test_other_build_errors_are_not_swallowed(tmp_path: Path, monkeypatch: pytes
     with pytest.raises(RuntimeError, match="a bug"):
         run_retrieval_bench("locomo", DATA / "mini_locomo.json", tmp_path, systems=("bm25-turn", "crashing"),
                             embedder=HashingEmbedder(64), progress=False, speed_systems=())
+
+
+def test_read_only_ablations_share_one_ingest(locomo) -> None:
+    conversations, questions = locomo
+    conversation = conversations[0]
+    question = next(q for q in questions if q.conversation_id == conversation.id)
+    embedder = HashingEmbedder(64)
+    ltm, no_hybrid, no_context = (make_system(n, embedder) for n in ("ltm", "ltm-no-hybrid", "ltm-no-context"))
+    try:
+        assert ltm.store is no_hybrid.store and ltm.store is not no_context.store
+        turns = ltm.ingest(("c",), conversation)
+        assert turns > 0
+        assert no_hybrid.ingest(("c",), conversation) == 0  # stored once, counted under ltm
+        assert no_context.ingest(("c",), conversation) == turns  # writes differently: its own ingest
+        ltm.forget(("c",))
+        assert no_hybrid.retrieve(("c",), question)  # still there for the sibling
+        no_hybrid.forget(("c",))
+        assert ltm.store.count(ltm._ns(("c",))) == 0  # gone once both are done
+        assert ltm.ingest(("c",), conversation) == turns  # a later conversation ingests again
+    finally:
+        for system in (ltm, no_hybrid, no_context):
+            system.close()
+    fresh = make_system("ltm", embedder)
+    try:
+        assert fresh.store is not ltm.store  # a closed group is not reused
+    finally:
+        fresh.close()

@@ -19,7 +19,7 @@ __all__ = ["CachedEmbedder"]
 
 
 class CachedEmbedder(Embedder):
-    """Wraps an embedder with a SQLite cache keyed by (model name, text hash).
+    """Wraps an embedder with a SQLite cache keyed by (the embedder's fingerprint, text hash).
 
     Vectors are identical to the wrapped embedder's, so the wrapper keeps its
     name and dimension (stores accept it as the same model). Queries
@@ -49,8 +49,12 @@ class CachedEmbedder(Embedder):
             self._db.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
         return self._db
 
+    @property
+    def fingerprint(self) -> str:
+        return self.inner.fingerprint
+
     def _key(self, text: str) -> str:
-        return hashlib.sha1(f"{self.name}\x1f{text}".encode()).hexdigest()
+        return hashlib.sha1(f"{self.inner.fingerprint}\x1f{text}".encode()).hexdigest()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         texts = list(texts)

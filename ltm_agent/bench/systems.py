@@ -23,6 +23,7 @@ Core types: :class:`BenchSystem`, :func:`make_system`, :data:`SYSTEMS`.
 from __future__ import annotations
 
 import uuid
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
@@ -166,7 +167,12 @@ class BM25Turn(BenchSystem):
 
 
 class LTM(BenchSystem):
-    """ltm-agent through its public API, with a given retrieval configuration and units."""
+    """ltm-agent through its public API, with a given retrieval configuration and units.
+
+    Systems that write the same items (same class and units) share one store and
+    one ingest per conversation (see :class:`_SharedIngest`); ``ingest.json``
+    then times the ingest under the first of them, and the others report none.
+    """
 
     def __init__(
         self,
@@ -177,21 +183,28 @@ class LTM(BenchSystem):
         units: tuple[str, ...] = ("turn", "context"),
     ) -> None:
         super().__init__(embedder)
-        from ltm_agent.memory_stores.chroma import ChromaStore
-
         self.name = name
         self.units = units
-        self.store = ChromaStore.ephemeral(embedder=embedder)
+        self.shared = _SharedIngest.join(self, embedder)
+        self.store = self.shared.store
         self.retriever = HybridRetriever(self.store, config)
 
     def _ns(self, namespace: Namespace) -> Namespace:
-        return (self.name, *namespace)
+        return (self.shared.prefix, *namespace)
 
     def ingest(self, namespace: Namespace, conversation: Conversation) -> int:
+        """Store the conversation, unless a sibling that stores the same already did (then 0 turns)."""
+        ns = self._ns(namespace)
+        if ns in self.shared.pending:
+            return 0  # counted once, under the sibling that ingested it
+        turns = self._ingest(ns, conversation)
+        self.shared.pending[ns] = set(self.shared.members)
+        return turns
+
+    def _ingest(self, ns: Namespace, conversation: Conversation) -> int:
         from ltm_agent.timeline import EpisodicTimeline
 
-        timeline = EpisodicTimeline(self.store, self._ns(namespace), units=self.units)
-        return timeline.ingest(conversation).turns
+        return EpisodicTimeline(self.store, ns, units=self.units).ingest(conversation).turns
 
     def retrieve(self, namespace: Namespace, question: Question) -> list[MemoryItem]:
         return self.retriever.rank(
@@ -199,10 +212,59 @@ class LTM(BenchSystem):
         )
 
     def forget(self, namespace: Namespace) -> None:
-        self.store.delete(self._ns(namespace))
+        """Drop the namespace once every sibling sharing it is done with it."""
+        ns = self._ns(namespace)
+        waiting = self.shared.pending.get(ns)
+        if waiting is None:
+            return
+        waiting.discard(self.name)
+        if not waiting:
+            del self.shared.pending[ns]
+            self.store.delete(ns)
 
     def close(self) -> None:
-        self.store.close()
+        self.shared.leave(self)
+
+
+class _SharedIngest:
+    """One store, and one ingest per conversation, for the ``ltm`` systems that store the same thing.
+
+    Ablations that differ only in how they read (``ltm``, ``ltm-no-hybrid``,
+    ``ltm-no-time``, ...) write identical items, so they share a store and the
+    first of them to see a conversation ingests it for all: a run costs one
+    ingest per distinct way of writing, not one per ablation. Groups are per
+    embedder object (one run, one embedder), keyed by system class and units.
+    """
+
+    _pools: weakref.WeakKeyDictionary[Embedder, dict[tuple[str, tuple[str, ...]], _SharedIngest]] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self, embedder: Embedder, prefix: str) -> None:
+        from ltm_agent.memory_stores.chroma import ChromaStore
+
+        self.store = ChromaStore.ephemeral(embedder=embedder)
+        self.prefix = prefix
+        self.members: set[str] = set()
+        self.pending: dict[Namespace, set[str]] = {}
+
+    @classmethod
+    def join(cls, system: LTM, embedder: Embedder) -> _SharedIngest:
+        key = (type(system).__name__, system.units)
+        pool = cls._pools.setdefault(embedder, {})
+        group = pool.get(key)
+        if group is None:
+            group = pool[key] = cls(embedder, f"{type(system).__name__.lower()}-{'-'.join(system.units)}")
+        group.members.add(system.name)
+        return group
+
+    def leave(self, system: LTM) -> None:
+        self.members.discard(system.name)
+        if not self.members:
+            pool = self._pools.get(system.embedder, {})
+            if pool.get((type(system).__name__, system.units)) is self:
+                del pool[(type(system).__name__, system.units)]
+            self.store.close()
 
 
 class LTMFacts(LTM):
@@ -223,15 +285,15 @@ class LTMFacts(LTM):
     this system equals ``ltm``.
     """
 
-    def ingest(self, namespace: Namespace, conversation: Conversation) -> int:
+    def _ingest(self, ns: Namespace, conversation: Conversation) -> int:
         from ltm_agent.fact_patterns import PatternFactExtractor
         from ltm_agent.facts import FactMemory
 
-        turns = super().ingest(namespace, conversation)
-        facts = FactMemory(self.store, self._ns(namespace), extractor=PatternFactExtractor())
+        turns = super()._ingest(ns, conversation)
+        facts = FactMemory(self.store, ns, extractor=PatternFactExtractor())
         for session in conversation.ordered_sessions():
             facts.ingest_session(session)
-        self.store.warm(self._ns(namespace))  # the key updates changed the namespace after ingest's warm
+        self.store.warm(ns)  # the key updates changed the namespace after ingest's warm
         return turns
 
 
@@ -305,6 +367,7 @@ SYSTEMS: dict[str, Callable[[Embedder], BenchSystem]] = {
     "ltm-no-time": _ltm("ltm-no-time", time_expansion=False),
     "ltm-no-context": _ltm("ltm-no-context", units=("turn",)),
     "ltm-no-speaker": _ltm("ltm-no-speaker", speaker_boost=0.0),
+    "ltm-no-feedback": _ltm("ltm-no-feedback", feedback_docs=0),
     "ltm-rounds": _ltm("ltm-rounds", units=("turn", "context", "round")),
     "ltm-facts": _ltm("ltm-facts", LTMFacts),
     "langgraph-inmemory": LangGraphInMemory,
@@ -321,6 +384,7 @@ DEFAULT_SYSTEMS = (
     "ltm-no-time",
     "ltm-no-context",
     "ltm-no-speaker",
+    "ltm-no-feedback",
     "ltm-rounds",
     "ltm-facts",
     "langgraph-inmemory",

@@ -1,7 +1,8 @@
 """Hybrid, time-aware retrieval over one namespace.
 
 Read path: question (+ reference date) → candidates from dense and keyword
-(BM25) search inside the namespace → reciprocal-rank fusion → time-aware
+(BM25) search inside the namespace → reciprocal-rank fusion → a second search
+with the best hits' text (pseudo-relevance feedback), fused in → time-aware
 expansion (episodes inside the question's time window move to the front,
 order kept) → :class:`~ltm_agent.records.MemoryItem` s with text, score, time,
 tokens and sources → optional packing into a token budget.
@@ -52,6 +53,11 @@ class RetrievalConfig:
             matched through several keys gains from each) instead of together.
         dense_units: Unit kinds searched densely (empty = ``units``).
         keyword_units: Unit kinds searched with BM25 (empty = ``units``).
+        feedback_docs: Pseudo-relevance feedback: the texts of the first this-many
+            fused memories are appended to the query and searched again (dense and
+            BM25), and those rankings join the fusion (0 = off). A second hop finds
+            memories that share words with the best hits but not with the question.
+        feedback_weight: Fusion weight of the feedback rankings.
     """
 
     units: tuple[str, ...] = (str(RecordKind.TURN), str(RecordKind.CONTEXT))
@@ -67,6 +73,8 @@ class RetrievalConfig:
     split_units: bool = True
     dense_units: tuple[str, ...] = ()
     keyword_units: tuple[str, ...] = ()
+    feedback_docs: int = 3
+    feedback_weight: float = 0.5
 
     def but(self, **changes: object) -> RetrievalConfig:
         """A copy with some fields changed (for ablations)."""
@@ -190,24 +198,34 @@ class HybridRetriever:
         modes = [("dense", self.config.dense_units or self.config.units, self.config.dense_weight)]
         if self.config.hybrid:
             modes.append(("keyword", self.config.keyword_units or self.config.units, self.config.keyword_weight))
-        ops = [
-            SearchOp(namespace, query, mode, {**where, "kind": {"$in": list(units)}}, limit * len(units))
-            for mode, units, _ in modes
-        ]
-        for (_, units, weight), found in zip(modes, self.store.batch(ops), strict=True):
-            groups = [[u] for u in units] if self.config.split_units else [list(units)]
-            for group in groups:
-                rankings.append([s for s in found if s.item.metadata.get("kind") in group][:limit])
-                weights.append(weight)
-        # Fuse at the level of what is rendered (the source turns), so a turn found
-        # through its own key and through its context key counts as one memory.
+        def search(text: str, scale: float) -> None:
+            ops = [
+                SearchOp(namespace, text, mode, {**where, "kind": {"$in": list(units)}}, limit * len(units))
+                for mode, units, _ in modes
+            ]
+            for (_, units, weight), found in zip(modes, self.store.batch(ops), strict=True):
+                groups = [[u] for u in units] if self.config.split_units else [list(units)]
+                for group in groups:
+                    rankings.append([s for s in found if s.item.metadata.get("kind") in group][:limit])
+                    weights.append(weight * scale)
+
+        def fuse() -> list[tuple[str, float]]:
+            # Fuse at the level of what is rendered (the source turns), so a turn found
+            # through its own key and through its context key counts as one memory.
+            for ranking in rankings:
+                for scored in ranking:
+                    by_value.setdefault(_value_key(scored.item), scored.item)
+            return reciprocal_rank_fusion(
+                [_dedup([_value_key(s.item) for s in r]) for r in rankings], k=self.config.rrf_k, weights=weights
+            )
+
         by_value: dict[str, StoredItem] = {}
-        for ranking in rankings:
-            for scored in ranking:
-                by_value.setdefault(_value_key(scored.item), scored.item)
-        fused = reciprocal_rank_fusion(
-            [_dedup([_value_key(s.item) for s in r]) for r in rankings], k=self.config.rrf_k, weights=weights
-        )
+        search(query, 1.0)
+        fused = fuse()
+        if self.config.feedback_docs and fused:
+            top = [by_value[v].text for v, _ in fused[: self.config.feedback_docs]]
+            search("\n".join([query, *top]), self.config.feedback_weight)
+            fused = fuse()
         if self.config.speaker_boost:
             fused = _boost_speakers(query, fused, by_value, self.config.speaker_boost)
         window = self.time_window(query, reference_time)

@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Mapping, Self
+from typing import Any, Mapping, Self, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -97,7 +97,9 @@ class StoredItem:
         updated_at: When the item was last written (set by the store).
         vector: A vector in the store embedder's space to index the item under,
             instead of embedding ``index_text`` (e.g. one composed from other
-            items' vectors); ``None`` lets the store embed. Only used on write.
+            items' vectors); ``None`` lets the store embed. On write it is used
+            for indexing; a dense search with ``with_vectors=True`` returns each
+            item with its index vector here (a float32 array).
     """
 
     namespace: Namespace
@@ -107,7 +109,7 @@ class StoredItem:
     key: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
-    vector: tuple[float, ...] | None = field(default=None, repr=False, compare=False)
+    vector: Sequence[float] | None = field(default=None, repr=False, compare=False)
 
     @property
     def index_text(self) -> str:

@@ -88,6 +88,10 @@ class SearchOp(NamedTuple):
     """Maximum number of results."""
     offset: int = 0
     """Number of top results to skip."""
+    vector: Sequence[float] | None = None
+    """Dense only: rank by this vector (in the store embedder's space) instead of embedding ``query``."""
+    with_vectors: bool = False
+    """Dense only: return each item with its index vector in ``item.vector``."""
 
 
 class ListOp(NamedTuple):
@@ -255,7 +259,8 @@ class MemoryStore(ABC):
                 validate_text(op.query, limits=self.limits, what="query")
                 validate_filter(op.filter)
                 _validate_page(op.limit, op.offset)
-                checked.append(op._replace(namespace=validate_namespace(op.namespace)))
+                vector = None if op.vector is None else self._query_vector(op)
+                checked.append(op._replace(namespace=validate_namespace(op.namespace), vector=vector))
             elif isinstance(op, ListOp):
                 validate_filter(op.filter)
                 _validate_page(op.limit, op.offset)
@@ -275,6 +280,22 @@ class MemoryStore(ABC):
                 f"{puts} puts in one batch, over the limit of {self.limits.max_batch}; split the batch"
             )
         return checked
+
+    def _query_vector(self, op: SearchOp) -> np.ndarray:
+        if op.mode != "dense":
+            raise InvalidInputError("a query vector only applies to dense search")
+        if self.embedder is None:
+            raise UnsupportedOperationError(f"{type(self).__name__} has no embedder; it cannot search by vector")
+        try:
+            vector = np.asarray(op.vector, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise InvalidTypeError(f"SearchOp.vector must be a sequence of floats, got {describe(op.vector)}") from exc
+        if vector.shape != (self.embedder.dimension,) or not np.all(np.isfinite(vector)):
+            raise InvalidInputError(
+                f"query vector of shape {vector.shape}; this store's embedder {self.embedder.name!r} makes "
+                f"finite vectors of length {self.embedder.dimension}"
+            )
+        return vector
 
     def vectors_for(self, items: Sequence[StoredItem]) -> np.ndarray:
         """Index vectors of items: their own ``vector`` when set, else one embedder call for the rest."""
@@ -315,9 +336,11 @@ class MemoryStore(ABC):
         filter: Filter | None = None,
         limit: int = 10,
         offset: int = 0,
+        vector: Sequence[float] | None = None,
+        with_vectors: bool = False,
     ) -> list[ScoredItem]:
-        """Rank the items of one namespace against ``query``."""
-        return self.batch([SearchOp(tuple(namespace), query, mode, filter, limit, offset)])[0]
+        """Rank the items of one namespace against ``query`` (see :class:`SearchOp` for ``vector``/``with_vectors``)."""
+        return self.batch([SearchOp(tuple(namespace), query, mode, filter, limit, offset, vector, with_vectors)])[0]
 
     def list(
         self,
@@ -371,8 +394,11 @@ class MemoryStore(ABC):
         filter: Filter | None = None,
         limit: int = 10,
         offset: int = 0,
+        vector: Sequence[float] | None = None,
+        with_vectors: bool = False,
     ) -> list[ScoredItem]:
-        return (await self.abatch([SearchOp(tuple(namespace), query, mode, filter, limit, offset)]))[0]
+        op = SearchOp(tuple(namespace), query, mode, filter, limit, offset, vector, with_vectors)
+        return (await self.abatch([op]))[0]
 
     async def alist(
         self,

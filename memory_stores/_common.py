@@ -35,7 +35,7 @@ from ltm_agent.filters import validate_filter
 from ltm_agent.records import ScoredItem, StoredItem, utcnow
 from ltm_agent.store import ListOp, Op, PutOp, SearchOp
 
-__all__ = ["check_ops", "matches", "page", "rank", "stamp", "value_kind"]
+__all__ = ["check_ops", "copy_item", "matches", "page", "rank", "stamp", "value_kind"]
 
 _RANGE = ("$gt", "$gte", "$lt", "$lte")
 _I64 = (-(2**63), 2**63 - 1)
@@ -54,6 +54,16 @@ def stamp(item: StoredItem, previous: StoredItem | None, now: datetime | None = 
     now = now or utcnow()
     created = previous.created_at if previous is not None and previous.created_at else now
     return replace(item, metadata=dict(item.metadata), created_at=created, updated_at=now)
+
+
+def copy_item(item: StoredItem) -> StoredItem:
+    """A copy with its own metadata dict, so a caller mutating a result never edits the store.
+
+    (The constructor, not ``dataclasses.replace``: searches copy hundreds of items.)
+    """
+    return StoredItem(
+        item.namespace, item.id, item.text, dict(item.metadata), item.key, item.created_at, item.updated_at, item.vector
+    )
 
 
 def rank(scored: Sequence[ScoredItem]) -> list[ScoredItem]:

@@ -114,11 +114,14 @@ class KeywordIndex:
             return []
         scores = np.asarray(self._bm25.get_scores_from_ids(token_ids), dtype=np.float64)
         hits = np.flatnonzero(scores > 0)
-        ranked = [
-            (self._ids[i], float(scores[i]))
-            for i in hits
-            if not normal or matches(self._metadatas[i], normal)
-        ]
-        ranked.sort(key=lambda pair: (-pair[1], pair[0]))
+        # Best first, ties by id; the filter is tested only until the page is full.
+        order = sorted(hits.tolist(), key=lambda i: (-scores[i], self._ids[i]))
         end = None if limit is None else offset + limit
+        ranked: list[tuple[str, float]] = []
+        for i in order:
+            if normal and not matches(self._metadatas[i], normal):
+                continue
+            ranked.append((self._ids[i], float(scores[i])))
+            if end is not None and len(ranked) >= end:
+                break
         return ranked[offset:end]

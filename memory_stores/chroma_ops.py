@@ -20,7 +20,7 @@ from typing import Any, Generator, NamedTuple, Sequence
 
 import numpy as np
 
-from ltm_agent.memory_stores._common import page, rank
+from ltm_agent.memory_stores._common import copy_item, page, rank
 from ltm_agent.memory_stores._keyword import KeywordIndex
 from ltm_agent.memory_stores.chroma_layout import (
     MATCH_NOTHING,
@@ -124,10 +124,6 @@ class KeywordCache:
             self._entries.clear()
 
 
-def _copy(item: StoredItem) -> StoredItem:
-    return replace(item, metadata=dict(item.metadata))
-
-
 # -- writes ----------------------------------------------------------------
 
 
@@ -207,7 +203,7 @@ def get(op: GetOp) -> Step:
         return [None] * len(op.ids)
     result = yield Call(collection, "get", {"ids": ids_in_order(op.ids), "include": _ITEM_FIELDS})
     found = decode_get(op.namespace, result)
-    return [_copy(found[i]) if i in found else None for i in op.ids]
+    return [copy_item(found[i]) if i in found else None for i in op.ids]
 
 
 def count(op: CountOp) -> Step:
@@ -268,11 +264,13 @@ def dense_search(op: SearchOp, cache: KeywordCache) -> Step:
     collection = yield Open(op.namespace, False)
     if collection is None:
         return []
-    vector = yield Embed(op.query)
+    vector = op.vector if op.vector is not None else (yield Embed(op.query))
     # Reading documents and metadata back from Chroma is most of a query's time; when
     # the namespace's side index is current it already holds them, so ask only for ids.
     entry = yield from _fresh_entry(op.namespace, cache)
     include = ["distances"] if entry is not None else ["documents", "metadatas", "distances"]
+    if op.with_vectors:
+        include.append("embeddings")
     result = yield Call(
         collection,
         "query",
@@ -285,7 +283,7 @@ def dense_search(op: SearchOp, cache: KeywordCache) -> Step:
     )
     ids, distances = result["ids"][0], result["distances"][0]
     if entry is not None and all(i in entry.items for i in ids):
-        scored = [ScoredItem(_copy(entry.items[i]), 1.0 - float(dist)) for i, dist in zip(ids, distances)]
+        scored = [ScoredItem(copy_item(entry.items[i]), 1.0 - float(dist)) for i, dist in zip(ids, distances)]
     elif entry is not None:  # written after the token was read: fetch what the index lacks
         got = yield Call(collection, "get", {"ids": ids, "include": _ITEM_FIELDS})
         items = decode_get(op.namespace, got)
@@ -296,6 +294,9 @@ def dense_search(op: SearchOp, cache: KeywordCache) -> Step:
             ScoredItem(decode(op.namespace, i, d, m), 1.0 - float(dist))
             for i, d, m, dist in zip(ids, docs, metas, distances)
         ]
+    if op.with_vectors:
+        vectors = dict(zip(ids, np.asarray(result["embeddings"][0], dtype=np.float32)))
+        scored = [ScoredItem(replace(s.item, vector=vectors[s.item.id]), s.score) for s in scored]
     return page(rank(scored), op.limit, op.offset)
 
 
@@ -317,7 +318,7 @@ def keyword_search(op: SearchOp, cache: KeywordCache) -> Step:
     if entry is None:
         return []
     hits = entry.index.search(op.query, op.filter, op.limit, op.offset)
-    return [ScoredItem(_copy(entry.items[i]), score) for i, score in hits]
+    return [ScoredItem(copy_item(entry.items[i]), score) for i, score in hits]
 
 
 def warm(namespace: Namespace, cache: KeywordCache) -> Step:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ltm_agent.embeddings import Embedder, HashingEmbedder
 from ltm_agent.filters import validate_filter
-from ltm_agent.memory_stores._common import check_ops, matches, page, rank, stamp
+from ltm_agent.memory_stores._common import copy_item, check_ops, matches, page, rank, stamp
 from ltm_agent.memory_stores._keyword import KeywordIndex
 from ltm_agent.namespaces import Namespace, validate_namespace
 from ltm_agent.records import ScoredItem, StoredItem, utcnow
@@ -128,7 +128,7 @@ class InMemoryStore(MemoryStore):
         if isinstance(op, GetOp):
             space = self._spaces.get(op.namespace)
             found = [space.items.get(i) if space else None for i in op.ids]
-            return [_copy(it) if it is not None else None for it in found]
+            return [copy_item(it) if it is not None else None for it in found]
         if isinstance(op, SearchOp):
             return self._search(op)
         if isinstance(op, ListOp):
@@ -138,7 +138,7 @@ class InMemoryStore(MemoryStore):
             normal = validate_filter(op.filter)
             items = [space.items[i] for i in sorted(space.items)]
             kept = page([it for it in items if matches(it.metadata, normal)], op.limit, op.offset)
-            return [_copy(it) for it in kept]
+            return [copy_item(it) for it in kept]
         if isinstance(op, DeleteOp):
             return self._delete(op)
         if isinstance(op, CountOp):
@@ -181,7 +181,7 @@ class InMemoryStore(MemoryStore):
             return []
         if op.mode == "keyword":
             hits = space.keyword_index().search(op.query, op.filter, op.limit, op.offset)
-            return [ScoredItem(_copy(space.items[i]), score) for i, score in hits]
+            return [ScoredItem(copy_item(space.items[i]), score) for i, score in hits]
         normal = validate_filter(op.filter)
         ids, matrix = space.dense()
         rows = np.arange(len(ids))
@@ -189,7 +189,7 @@ class InMemoryStore(MemoryStore):
             rows = np.array([r for r in rows if matches(space.items[ids[r]].metadata, normal)], dtype=np.int64)
         if rows.size == 0:
             return []
-        query = np.asarray(self.embedder.embed_query(op.query), dtype=np.float32)
+        query = op.vector if op.vector is not None else np.asarray(self.embedder.embed_query(op.query), dtype=np.float32)
         scores = matrix[rows] @ query
         wanted = op.offset + op.limit
         if wanted < rows.size:
@@ -198,9 +198,7 @@ class InMemoryStore(MemoryStore):
             keep = np.flatnonzero(scores >= cut)
             rows, scores = rows[keep], scores[keep]
         scored = [ScoredItem(space.items[ids[r]], float(s)) for r, s in zip(rows, scores)]
-        return [ScoredItem(_copy(s.item), s.score) for s in page(rank(scored), op.limit, op.offset)]
-
-
-def _copy(item: StoredItem) -> StoredItem:
-    # Callers get their own metadata dict, so mutating a result never edits the store.
-    return replace(item, metadata=dict(item.metadata))
+        found = [ScoredItem(copy_item(s.item), s.score) for s in page(rank(scored), op.limit, op.offset)]
+        if op.with_vectors:
+            found = [ScoredItem(replace(s.item, vector=space.vectors[s.item.id].copy()), s.score) for s in found]
+        return found

@@ -126,3 +126,30 @@ def test_a_fact_is_not_merged_into_the_turn_it_came_from(fake_embedder) -> None:
     items = HybridRetriever(store, RetrievalConfig(units=("turn", "fact"))).rank(("u",), "blue bicycle")
     kinds = {i.kind for i in items if i.sources == ("t0",)}
     assert kinds == {"turn", "fact"}
+
+
+def test_feedback_finds_a_memory_that_shares_words_only_with_the_best_hit(fake_embedder) -> None:
+    said = [
+        "Melanie finished a pottery bowl at the studio",
+        "The glaze on that bowl came out turquoise after the kiln firing",
+        "Traffic downtown was terrible this morning",
+        "I watched a documentary about whales",
+        "My neighbour plays drums every evening",
+        "We ordered sushi for dinner",
+    ]
+    sessions = tuple(
+        Session(id=f"s{i}", date=day(10 - i), turns=(Turn(id=f"t{i}", role="user", speaker="Ann", text=text),))
+        for i, text in enumerate(said)
+    )
+    store = InMemoryStore(fake_embedder)
+    EpisodicTimeline(store, ("u",), units=("turn",)).ingest(Conversation(id="c", sessions=sessions))
+    query = "What did Melanie make in pottery?"
+    config = RetrievalConfig(units=("turn",), feedback_docs=1, speaker_boost=0.0)
+
+    def position(cfg: RetrievalConfig) -> int:
+        ranked = HybridRetriever(store, cfg).rank(("u",), query, depth=None)
+        assert ranked[0].sources == ("t0",)
+        return [item.sources for item in ranked].index(("t1",))
+
+    with_feedback, without = position(config), position(config.but(feedback_docs=0))
+    assert with_feedback < without, (with_feedback, without)

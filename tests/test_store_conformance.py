@@ -159,6 +159,34 @@ def test_dense_scores_match_the_reference_store(store: MemoryStore) -> None:
         assert got[key] == pytest.approx(score, abs=1e-4)
 
 
+async def test_dense_search_by_vector_and_with_vectors(store: MemoryStore) -> None:
+    import numpy as np
+
+    fill(store)
+    query = "cat Miso Lisbon"
+    by_text = store.search(NS, query, limit=5)
+    vector = store.embedder.embed_query(query)  # type: ignore[union-attr]
+    by_vector = store.search(NS, "(unused when a vector is given)", limit=5, vector=vector)
+    assert ids(by_vector) == ids(by_text)
+    assert [h.score for h in by_vector] == pytest.approx([h.score for h in by_text], abs=1e-4)
+    assert all(h.item.vector is None for h in by_text)  # vectors only when asked for
+    with_vectors = await store.asearch(NS, query, limit=5, with_vectors=True)
+    expected = store.embedder.embed([h.item.text for h in with_vectors])  # type: ignore[union-attr]
+    assert ids(with_vectors) == ids(by_text)
+    assert np.allclose(np.stack([np.asarray(h.item.vector) for h in with_vectors]), expected, atol=1e-5)
+    assert store.get(NS, ["a1"])[0].vector is None  # a search result's vector is not written back
+
+
+@pytest.mark.parametrize(
+    "vector, mode, error",
+    [([0.1, 0.2], "dense", InvalidInputError), ("not a vector", "dense", InvalidTypeError), ([0.0], "keyword", InvalidInputError)],
+)
+def test_bad_query_vectors_are_refused(store: MemoryStore, vector, mode: str, error: type) -> None:  # noqa: ANN001
+    with pytest.raises(error):
+        store.batch([PutOp(StoredItem(NS, "x", "hello")), SearchOp(NS, "hello", mode, vector=vector)])  # type: ignore[arg-type]
+    assert store.count(NS) == 0
+
+
 def test_ties_are_broken_by_id(store: MemoryStore) -> None:
     store.put([StoredItem(NS, i, "same words here") for i in ("c", "a", "b")])
     assert ids(store.search(NS, "same words here")) == ["a", "b", "c"]

@@ -35,18 +35,20 @@ The runs on this page (data in `../shared/data/`; `make bench-locomo` / `make be
 
 ```bash
 ltm-agent bench retrieval --dataset locomo --data locomo10_dev.json --out bench-out/locomo
-ltm-agent bench retrieval --dataset longmemeval --data longmemeval_s_dev.jsonl.gz --out bench-out/longmemeval \
-    --stride 2 --systems dense-turn,bm25-turn,ltm,ltm-no-hybrid,ltm-no-time,ltm-no-context,langgraph-inmemory
+ltm-agent bench retrieval --dataset longmemeval --data longmemeval_s_dev.jsonl.gz --out bench-out/longmemeval
 ltm-agent bench qa --dataset locomo --data locomo10_dev.json --out bench-out/qa-locomo --systems dense-turn,bm25-turn,ltm
 ltm-agent bench docs --run bench-out/locomo --run bench-out/longmemeval --run bench-out/qa-locomo --out docs/benchmarks.md
 ```
 
-The LongMemEval run takes every second question of the dev file (49 of 98; the file is ordered
-by question type, so every type is covered): embedding its ~48,000 turns, many of them long, takes
-longer than the benchmark's 30-minute budget on 2 cores. `ltm-no-speaker` is not run there (its
-turns have no speaker names, so it equals `ltm`), nor `ltm-rounds`. Latencies are wall-clock on
-a shared 2-core machine and include embedding the query; on LongMemEval each haystack has one
-question, so every `ltm` query also pays for building that haystack's BM25 side index.
+Both retrieval runs take every question of the dev files and the default systems. Embeddings are
+cached on disk under `DIR/cache/` (a re-run after a crash resumes from `results.jsonl` and embeds
+nothing twice); the runs below started from an empty cache. The `ltm` ablations that write the
+same items (`ltm`, `ltm-no-hybrid`, `ltm-no-time`, `ltm-no-speaker`, `ltm-no-feedback`) share one
+store and one ingest per conversation, so the ingest table lists it once, under `ltm`. On
+LongMemEval the turns carry no speaker names, so `ltm-no-speaker` equals `ltm` there by
+construction. Latencies are wall-clock on a shared 2-core machine and include embedding the query
+(twice for `ltm`: the question, then the question with the feedback texts); a bulk ingest builds
+the BM25 side index before it returns, so no query pays for it.
 
 Systems: `dense-turn` (raw Chroma, one document per turn, cosine), `bm25-turn` (raw `bm25s`),
 `ltm` (this library's default configuration, identical for both data sets), one `ltm-no-*`

@@ -107,12 +107,13 @@ def _select(
 
 
 def measure_speed(
-    conversation: Conversation, embedder_factory, names: Iterable[str], max_turns: int = 800
+    conversation: Conversation, embedder_factory, names: Iterable[str], max_turns: int = 800, repeats: int = 2
 ) -> dict[str, dict[str, float]]:
     """Ingest throughput of each system on one conversation with an uncached embedder.
 
     Also times the bare embedder on the same turn texts, so bookkeeping
-    overhead over the embedder is visible.
+    overhead over the embedder is visible. Each timing is the fastest of
+    ``repeats`` runs (a shared machine only ever makes a run slower).
     """
     from ltm_agent.bench.systems import _turns
 
@@ -127,19 +128,23 @@ def measure_speed(
     speed: dict[str, dict[str, float]] = {}
     embedder = embedder_factory()
     embedder.embed(texts[:8])  # load the model outside the timings
-    started = time.perf_counter()
-    embedder.embed(texts)
-    elapsed = time.perf_counter() - started
-    speed["embedder"] = {"turns": len(texts), "seconds": elapsed, "turns_per_s": len(texts) / elapsed}
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        embedder.embed(texts)
+        best = min(best, time.perf_counter() - started)
+    speed["embedder"] = {"turns": len(texts), "seconds": best, "turns_per_s": len(texts) / best}
     for name in names:
-        system = make_system(name, embedder)
-        try:
-            started = time.perf_counter()
-            turns = system.ingest(("speed",), sample)
-            elapsed = time.perf_counter() - started
-            speed[name] = {"turns": turns, "seconds": elapsed, "turns_per_s": turns / elapsed}
-        finally:
-            system.close()
+        best, turns = float("inf"), 0
+        for attempt in range(repeats):
+            system = make_system(name, embedder)
+            try:
+                started = time.perf_counter()
+                turns = system.ingest(("speed", str(attempt)), sample)
+                best = min(best, time.perf_counter() - started)
+            finally:
+                system.close()
+        speed[name] = {"turns": turns, "seconds": best, "turns_per_s": turns / best}
     return speed
 
 

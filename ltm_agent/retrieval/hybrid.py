@@ -2,7 +2,7 @@
 
 Read path: question (+ reference date) → candidates from dense and keyword
 (BM25) search inside the namespace → reciprocal-rank fusion → a second search
-with the best hits' text (pseudo-relevance feedback), fused in → time-aware
+moved towards the best hits (pseudo-relevance feedback), fused in → time-aware
 expansion (episodes inside the question's time window move to the front,
 order kept) → :class:`~ltm_agent.records.MemoryItem` s with text, score, time,
 tokens and sources → optional packing into a token budget.
@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Sequence
+
+import numpy as np
 
 from ltm_agent.filters import Filter
 from ltm_agent.namespaces import Namespace, validate_namespace
@@ -53,11 +55,13 @@ class RetrievalConfig:
             matched through several keys gains from each) instead of together.
         dense_units: Unit kinds searched densely (empty = ``units``).
         keyword_units: Unit kinds searched with BM25 (empty = ``units``).
-        feedback_docs: Pseudo-relevance feedback: the texts of the first this-many
-            fused memories are appended to the query and searched again (dense and
-            BM25), and those rankings join the fusion (0 = off). A second hop finds
-            memories that share words with the best hits but not with the question.
-        feedback_weight: Fusion weight of the feedback rankings.
+        feedback_docs: Pseudo-relevance feedback on the first this-many fused
+            memories (0 = off): BM25 again with the question plus their text, dense
+            again with the question's vector moved to the mean of theirs (Rocchio),
+            both joining the fusion. A second hop finds memories that share words
+            with the best hits but not with the question.
+        feedback_weight: Fusion weight of the feedback rankings (times the mode's weight).
+        feedback_modes: Which modes search again (``"dense"``, ``"keyword"``).
     """
 
     units: tuple[str, ...] = (str(RecordKind.TURN), str(RecordKind.CONTEXT))
@@ -75,6 +79,7 @@ class RetrievalConfig:
     keyword_units: tuple[str, ...] = ()
     feedback_docs: int = 3
     feedback_weight: float = 0.5
+    feedback_modes: tuple[str, ...] = ("dense", "keyword")
 
     def but(self, **changes: object) -> RetrievalConfig:
         """A copy with some fields changed (for ablations)."""
@@ -113,6 +118,29 @@ def _boost_speakers(
     ]
     order = {v: i for i, (v, _) in enumerate(fused)}
     return sorted(rescored, key=lambda vs: (-vs[1], order[vs[0]]))
+
+
+def _rocchio(
+    query: np.ndarray, top: Sequence[str], rankings: Sequence[tuple[list[ScoredItem], float]]
+) -> np.ndarray | None:
+    """The query vector moved to the mean of the top memories' vectors (``None`` when none is known).
+
+    A memory's vector comes from the dense results (raw turn key preferred over
+    its context key); memories found only by BM25 are skipped.
+    """
+    wanted = set(top)
+    found: dict[str, np.ndarray] = {}
+    for ranking, _ in rankings:
+        for scored in ranking:
+            value = _value_key(scored.item)
+            if value in wanted and scored.item.vector is not None:
+                if value not in found or scored.item.metadata.get("kind") == str(RecordKind.TURN):
+                    found[value] = np.asarray(scored.item.vector, dtype=np.float32)
+    if not found:
+        return None
+    docs = np.stack([v / (np.linalg.norm(v) or 1.0) for v in found.values()]).mean(axis=0)
+    moved = query / (np.linalg.norm(query) or 1.0) + docs
+    return moved / (np.linalg.norm(moved) or 1.0)
 
 
 def _event_time(item: StoredItem) -> datetime | None:
@@ -188,44 +216,30 @@ class HybridRetriever:
         namespace = validate_namespace(namespace)
         validate_text(query, limits=self.store.limits, what="query")
         where = self._where(as_of, filter)
-        limit = self.config.candidates
         # One dense and one keyword ranking per unit kind (or over all kinds at once):
         # a turn found through its own key and through its context key gets credit for both.
-        # Each mode is one search over all its kinds, split by kind here: a store query
-        # per kind costs a filtered search each.
-        rankings: list[list[ScoredItem]] = []
-        weights: list[float] = []
         modes = [("dense", self.config.dense_units or self.config.units, self.config.dense_weight)]
         if self.config.hybrid:
             modes.append(("keyword", self.config.keyword_units or self.config.units, self.config.keyword_weight))
-        def search(text: str, scale: float) -> None:
-            ops = [
-                SearchOp(namespace, text, mode, {**where, "kind": {"$in": list(units)}}, limit * len(units))
-                for mode, units, _ in modes
-            ]
-            for (_, units, weight), found in zip(modes, self.store.batch(ops), strict=True):
-                groups = [[u] for u in units] if self.config.split_units else [list(units)]
-                for group in groups:
-                    rankings.append([s for s in found if s.item.metadata.get("kind") in group][:limit])
-                    weights.append(weight * scale)
-
-        def fuse() -> list[tuple[str, float]]:
-            # Fuse at the level of what is rendered (the source turns), so a turn found
-            # through its own key and through its context key counts as one memory.
-            for ranking in rankings:
-                for scored in ranking:
-                    by_value.setdefault(_value_key(scored.item), scored.item)
-            return reciprocal_rank_fusion(
-                [_dedup([_value_key(s.item) for s in r]) for r in rankings], k=self.config.rrf_k, weights=weights
-            )
-
+        feedback = self.config.feedback_docs > 0
+        # With feedback the question's vector is needed twice: embed it once, here.
+        vector = self.store.embedder.embed_query(query) if feedback and self.store.embedder is not None else None
+        rankings: list[tuple[list[ScoredItem], float]] = []
+        rankings += self._search(namespace, where, modes, query, vector, with_vectors=feedback)
         by_value: dict[str, StoredItem] = {}
-        search(query, 1.0)
-        fused = fuse()
-        if self.config.feedback_docs and fused:
-            top = [by_value[v].text for v, _ in fused[: self.config.feedback_docs]]
-            search("\n".join([query, *top]), self.config.feedback_weight)
-            fused = fuse()
+        fused = self._fuse(rankings, by_value)
+        if feedback and fused:
+            # Pseudo-relevance feedback: BM25 on the question plus the best memories' text, dense
+            # on the question's vector moved towards theirs (Rocchio: no second embedding).
+            top = [v for v, _ in fused[: self.config.feedback_docs]]
+            again = [m for m in modes if m[0] in self.config.feedback_modes]
+            text = "\n".join([query, *(by_value[v].text for v in top)])
+            moved = _rocchio(vector, top, rankings) if vector is not None else None
+            if moved is None:
+                again = [m for m in again if m[0] != "dense"]
+            found = self._search(namespace, where, again, text, moved)
+            rankings += [(ranking, weight * self.config.feedback_weight) for ranking, weight in found]
+            fused = self._fuse(rankings, by_value)
         if self.config.speaker_boost:
             fused = _boost_speakers(query, fused, by_value, self.config.speaker_boost)
         window = self.time_window(query, reference_time)
@@ -234,6 +248,46 @@ class HybridRetriever:
         # Rendering counts tokens: do it only for the items a caller will look at.
         chosen = fused if depth is None else fused[:depth]
         return [to_memory_item(by_value[v], score, render_dates=self.config.render_dates) for v, score in chosen]
+
+    def _search(
+        self,
+        namespace: Namespace,
+        where: dict,
+        modes: Sequence[tuple[str, Sequence[str], float]],
+        text: str,
+        vector: np.ndarray | None,
+        *,
+        with_vectors: bool = False,
+    ) -> list[tuple[list[ScoredItem], float]]:
+        """One store search per mode (all its unit kinds at once), split into a ranking per kind."""
+        limit = self.config.candidates
+        ops = [
+            SearchOp(
+                namespace, text, mode, {**where, "kind": {"$in": list(units)}}, limit * len(units),
+                vector=vector if mode == "dense" else None, with_vectors=with_vectors and mode == "dense",
+            )
+            for mode, units, _ in modes
+        ]
+        out: list[tuple[list[ScoredItem], float]] = []
+        for (_, units, weight), found in zip(modes, self.store.batch(ops), strict=True):
+            groups = [[u] for u in units] if self.config.split_units else [list(units)]
+            for group in groups:
+                out.append(([s for s in found if s.item.metadata.get("kind") in group][:limit], weight))
+        return out
+
+    def _fuse(
+        self, rankings: Sequence[tuple[list[ScoredItem], float]], by_value: dict[str, StoredItem]
+    ) -> list[tuple[str, float]]:
+        """RRF at the level of what is rendered (the source turns): a turn found through
+        its own key and through its context key counts as one memory."""
+        for ranking, _ in rankings:
+            for scored in ranking:
+                by_value.setdefault(_value_key(scored.item), scored.item)
+        return reciprocal_rank_fusion(
+            [_dedup([_value_key(s.item) for s in r]) for r, _ in rankings],
+            k=self.config.rrf_k,
+            weights=[w for _, w in rankings],
+        )
 
     def retrieve(
         self,

@@ -153,3 +153,17 @@ def test_feedback_finds_a_memory_that_shares_words_only_with_the_best_hit(fake_e
 
     with_feedback, without = position(config), position(config.but(feedback_docs=0))
     assert with_feedback < without, (with_feedback, without)
+
+
+def test_feedback_from_a_huge_memory_keeps_the_query_within_limits(fake_embedder) -> None:
+    store = InMemoryStore(fake_embedder)
+    limit = store.limits.max_text_chars
+    said = ["pottery " * (limit // 8 - 10), "a pottery class on Friday", "sushi for dinner"]
+    sessions = tuple(
+        Session(id=f"s{i}", date=day(5 - i), turns=(Turn(id=f"t{i}", role="user", speaker="Ann", text=text),))
+        for i, text in enumerate(said)
+    )
+    EpisodicTimeline(store, ("u",), units=("turn",)).ingest(Conversation(id="c", sessions=sessions))
+    query = "pottery " * (limit // 8 - 10)  # a query near the limit, plus feedback text, stays legal
+    ranked = HybridRetriever(store, RetrievalConfig(units=("turn",), feedback_docs=3)).rank(("u",), query)
+    assert {item.sources for item in ranked[:2]} == {("t0",), ("t1",)}

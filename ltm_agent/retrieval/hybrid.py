@@ -86,6 +86,9 @@ class RetrievalConfig:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
+FEEDBACK_CHARS = 2000
+"""Characters of each feedback memory added to the keyword query (long memories stay bounded)."""
+
 _SAME_TEXT_KINDS = frozenset({str(RecordKind.TURN), str(RecordKind.CONTEXT)})
 """Kinds that render exactly their source turn: one memory per source, whichever key found it."""
 
@@ -233,7 +236,8 @@ class HybridRetriever:
             # on the question's vector moved towards theirs (Rocchio: no second embedding).
             top = [v for v, _ in fused[: self.config.feedback_docs]]
             again = [m for m in modes if m[0] in self.config.feedback_modes]
-            text = "\n".join([query, *(by_value[v].text for v in top)])
+            text = "\n".join([query, *(by_value[v].text[:FEEDBACK_CHARS] for v in top)])
+            text = text[: self.store.limits.max_text_chars]
             moved = _rocchio(vector, top, rankings) if vector is not None else None
             if moved is None:
                 again = [m for m in again if m[0] != "dense"]

@@ -299,7 +299,7 @@ def run_retrieval_bench(
     stride: int = 1,
     embedder: Embedder | None = None,
     progress: bool = True,
-    speed_systems: Sequence[str] = ("dense-turn", "ltm"),
+    speed_systems: Sequence[str] = ("dense-turn", "ltm", "ltm-no-context"),
 ) -> BenchRun:
     """Run the retrieval benchmark and write ``results.jsonl``, ``summary.json``, ``report.md`` and a plot.
 

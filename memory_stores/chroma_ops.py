@@ -15,12 +15,13 @@ Core types: the requests :class:`Open`, :class:`Call`, :class:`Embed`,
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Generator, NamedTuple, Sequence
 
 import numpy as np
 
-from ltm_agent.memory_stores._common import copy_item, page, rank
+from ltm_agent.filters import validate_filter
+from ltm_agent.memory_stores._common import copy_item, matches, page, rank
 from ltm_agent.memory_stores._keyword import KeywordIndex
 from ltm_agent.memory_stores.chroma_layout import (
     MATCH_NOTHING,
@@ -93,11 +94,23 @@ Request = Open | Call | Embed | Forget
 Step = Generator[Request, Any, Any]
 
 
+EXACT_DENSE_MAX = 50_000
+"""Namespaces of up to this many items keep their vectors in the side index, and dense search
+over them is exact cosine in numpy: deterministic, and no Chroma query. Larger namespaces are
+searched with Chroma's HNSW index (approximate; its graph differs between collections)."""
+
+
 @dataclass(frozen=True, slots=True)
 class _KeywordEntry:
     revision: str
     index: KeywordIndex
     items: dict[str, StoredItem]
+    ids: list[str] = field(default_factory=list)
+    """Item ids in matrix row order."""
+    matrix: np.ndarray | None = None
+    """Unit-length index vectors, one row per id (``None`` above :data:`EXACT_DENSE_MAX`)."""
+    id_order: np.ndarray | None = None
+    """Each row's position in id order (ties break by id)."""
 
 
 class KeywordCache:
@@ -268,6 +281,8 @@ def dense_search(op: SearchOp, cache: KeywordCache) -> Step:
     # Reading documents and metadata back from Chroma is most of a query's time; when
     # the namespace's side index is current it already holds them, so ask only for ids.
     entry = yield from _fresh_entry(op.namespace, cache)
+    if entry is not None and entry.matrix is not None:
+        return _exact_dense(op, entry, np.asarray(vector, dtype=np.float32))
     include = ["distances"] if entry is not None else ["documents", "metadatas", "distances"]
     if op.with_vectors:
         include.append("embeddings")
@@ -298,6 +313,30 @@ def dense_search(op: SearchOp, cache: KeywordCache) -> Step:
         vectors = dict(zip(ids, np.asarray(result["embeddings"][0], dtype=np.float32)))
         scored = [ScoredItem(replace(s.item, vector=vectors[s.item.id]), s.score) for s in scored]
     return page(rank(scored), op.limit, op.offset)
+
+
+def _exact_dense(op: SearchOp, entry: _KeywordEntry, vector: np.ndarray) -> list[ScoredItem]:
+    """Exact cosine ranking over the side index's vectors (best first, ties by id)."""
+    matrix, id_order = entry.matrix, entry.id_order
+    if matrix is None or id_order is None or not entry.ids:
+        return []
+    normal = validate_filter(op.filter)
+    scores = matrix @ (vector / (np.linalg.norm(vector) or 1.0))
+    end = op.offset + op.limit
+    kept: list[int] = []
+    for row in np.lexsort((id_order, -scores)).tolist():  # the filter runs only until the page is full
+        if normal and not matches(entry.items[entry.ids[row]].metadata, normal):
+            continue
+        kept.append(row)
+        if len(kept) >= end:
+            break
+    found = []
+    for row in kept[op.offset :]:
+        item = copy_item(entry.items[entry.ids[row]])
+        if op.with_vectors:
+            item = replace(item, vector=matrix[row].copy())
+        found.append(ScoredItem(item, float(scores[row])))
+    return found
 
 
 def _fresh_entry(namespace: Namespace, cache: KeywordCache) -> Step:
@@ -340,10 +379,21 @@ def _keyword_entry(namespace: Namespace, cache: KeywordCache) -> Step:
     collection = yield Open(namespace, False)
     if collection is None:
         return None
-    result = yield Call(collection, "get", {"include": _ITEM_FIELDS})
+    size = yield Call(collection, "count", {})
+    exact = size <= EXACT_DENSE_MAX
+    result = yield Call(collection, "get", {"include": [*_ITEM_FIELDS, *(["embeddings"] if exact else [])]})
     items = decode_get(namespace, result)
     ids = list(items)
     index = KeywordIndex(ids, [items[i].index_text for i in ids], [items[i].metadata for i in ids])
-    entry = _KeywordEntry(revision, index, items)
+    matrix = id_order = None
+    if exact:
+        rows = {i: r for r, i in enumerate(result["ids"])}
+        raw = np.asarray(result["embeddings"], dtype=np.float32).reshape(len(result["ids"]), -1)
+        matrix = raw[[rows[i] for i in ids]] if ids else raw
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        matrix = matrix / np.where(norms == 0, 1.0, norms)
+        id_order = np.empty(len(ids), dtype=np.int64)
+        id_order[np.argsort(np.array(ids, dtype=object))] = np.arange(len(ids))
+    entry = _KeywordEntry(revision, index, items, ids, matrix, id_order)
     cache.put(namespace, entry)
     return entry

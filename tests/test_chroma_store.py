@@ -328,6 +328,7 @@ def test_bulk_ingest_leaves_the_keyword_index_built() -> None:
         EpisodicTimeline(store, namespace).ingest(conversation)
         entry = store._keyword.get(namespace)
         assert entry is not None and len(entry.index) == store.count(namespace)
+        assert entry.matrix is not None and entry.matrix.shape == (store.count(namespace), 64)  # exact dense
         hits = store.search(namespace, "Miso", mode="keyword")
         assert hits and "Miso" in hits[0].item.text
     finally:

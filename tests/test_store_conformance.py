@@ -187,8 +187,28 @@ def test_bad_query_vectors_are_refused(store: MemoryStore, vector, mode: str, er
     assert store.count(NS) == 0
 
 
+@pytest.mark.parametrize("warm", [False, True])
+def test_dense_search_matches_the_reference_before_and_after_warm(store: MemoryStore, warm: bool) -> None:
+    # A warm Chroma side index holds the vectors and ranks exactly in numpy; cold, Chroma's HNSW does.
+    reference = InMemoryStore(store.embedder)  # type: ignore[attr-defined]
+    for s in (store, reference):
+        fill(s)
+        if warm:
+            s.warm(NS)
+    where = {"kind": {"$in": ["turn", "fact"]}}
+    for kwargs in ({}, {"filter": where}, {"filter": where, "offset": 1, "limit": 2}, {"with_vectors": True}):
+        expected = reference.search(NS, "cat Miso Lisbon", **kwargs)
+        got = store.search(NS, "cat Miso Lisbon", **kwargs)
+        assert ids(got) == ids(expected), kwargs
+        assert [h.score for h in got] == pytest.approx([h.score for h in expected], abs=1e-4)
+        if kwargs.get("with_vectors"):
+            assert all(h.item.vector is not None and len(h.item.vector) == store.embedder.dimension for h in got)  # type: ignore[union-attr]
+
+
 def test_ties_are_broken_by_id(store: MemoryStore) -> None:
     store.put([StoredItem(NS, i, "same words here") for i in ("c", "a", "b")])
+    assert ids(store.search(NS, "same words here")) == ["a", "b", "c"]
+    store.warm(NS)
     assert ids(store.search(NS, "same words here")) == ["a", "b", "c"]
     assert ids(store.search(NS, "same words", mode="keyword")) == ["a", "b", "c"]
 

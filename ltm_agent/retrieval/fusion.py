@@ -5,7 +5,7 @@ Core function: :func:`reciprocal_rank_fusion` (Cormack et al., 2009).
 
 from __future__ import annotations
 
-from typing import Hashable, Sequence, TypeVar
+from typing import Any, Callable, Hashable, Sequence, TypeVar
 
 __all__ = ["reciprocal_rank_fusion"]
 
@@ -17,20 +17,37 @@ def reciprocal_rank_fusion(
     *,
     k: float = 60.0,
     weights: Sequence[float] | None = None,
+    scores: Sequence[Sequence[float]] | None = None,
+    tie_key: Callable[[K], Any] | None = None,
 ) -> list[tuple[K, float]]:
     """Fuse rankings by summing ``weight / (k + rank)`` (rank from 1).
 
-    Ties keep the order in which ids were first seen, so the result is
-    deterministic.
+    Args:
+        rankings: Ids, best first, one list per ranking.
+        k: The RRF constant.
+        weights: One weight per ranking (default 1).
+        scores: The score of each id in each ranking; ids with equal scores in a
+            ranking share the rank of the first of them, so how a ranker broke
+            its own ties does not change the fusion.
+        tie_key: Orders ids whose fused scores are equal (default: the order in
+            which they were first seen). Either way the result is deterministic.
 
     Example:
         >>> [i for i, _ in reciprocal_rank_fusion([["a", "b"], ["b", "c"]])]
         ['b', 'a', 'c']
+        >>> [i for i, _ in reciprocal_rank_fusion([["b", "a"]], scores=[[1.0, 1.0]], tie_key=str)]
+        ['a', 'b']
     """
     weights = weights or [1.0] * len(rankings)
-    scores: dict[K, float] = {}
-    for ranking, weight in zip(rankings, weights, strict=True):
-        for rank, key in enumerate(ranking, start=1):
-            scores[key] = scores.get(key, 0.0) + weight / (k + rank)
-    first_seen = {key: i for i, key in enumerate(scores)}
-    return sorted(scores.items(), key=lambda kv: (-kv[1], first_seen[kv[0]]))
+    fused: dict[K, float] = {}
+    for index, (ranking, weight) in enumerate(zip(rankings, weights, strict=True)):
+        values = scores[index] if scores is not None else None
+        rank = 0
+        for position, key in enumerate(ranking, start=1):
+            if values is None or position == 1 or values[position - 1] != values[position - 2]:
+                rank = position
+            fused[key] = fused.get(key, 0.0) + weight / (k + rank)
+    if tie_key is None:
+        first_seen = {key: i for i, key in enumerate(fused)}
+        return sorted(fused.items(), key=lambda kv: (-round(kv[1], 12), first_seen[kv[0]]))
+    return sorted(fused.items(), key=lambda kv: (-round(kv[1], 12), tie_key(kv[0])))

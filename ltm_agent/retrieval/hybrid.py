@@ -99,10 +99,6 @@ def _value_key(item: StoredItem) -> str:
     return f"id:{item.id}"  # facts, notes, rounds: their own text, even when they share sources
 
 
-def _dedup(keys: list[str]) -> list[str]:
-    return list(dict.fromkeys(keys))
-
-
 def _boost_speakers(
     query: str, fused: list[tuple[str, float]], by_value: dict[str, StoredItem], boost: float
 ) -> list[tuple[str, float]]:
@@ -284,13 +280,20 @@ class HybridRetriever:
     ) -> list[tuple[str, float]]:
         """RRF at the level of what is rendered (the source turns): a turn found through
         its own key and through its context key counts as one memory."""
+        keys: list[list[str]] = []
+        scores: list[list[float]] = []
         for ranking, _ in rankings:
+            seen: dict[str, float] = {}
             for scored in ranking:
-                by_value.setdefault(_value_key(scored.item), scored.item)
+                value = _value_key(scored.item)
+                by_value.setdefault(value, scored.item)
+                seen.setdefault(value, scored.score)
+            keys.append(list(seen))
+            scores.append(list(seen.values()))
+        # Tied scores share a rank and equal fused scores order by value, so the result does
+        # not depend on how a store broke ties (by item id, which differs between namespaces).
         return reciprocal_rank_fusion(
-            [_dedup([_value_key(s.item) for s in r]) for r, _ in rankings],
-            k=self.config.rrf_k,
-            weights=[w for _, w in rankings],
+            keys, k=self.config.rrf_k, weights=[w for _, w in rankings], scores=scores, tie_key=str
         )
 
     def retrieve(

@@ -25,7 +25,7 @@ from ltm_agent.namespaces import Namespace, validate_namespace
 from ltm_agent.records import Episode, Fact, RecordKind, StoredItem, require_aware, to_timestamp, utcnow
 from ltm_agent.store import MemoryStore, validate_text
 
-__all__ = ["EpisodicTimeline", "IngestReport", "SessionInfo", "build_units", "compose_context_vectors", "episode_id"]
+__all__ = ["EpisodicTimeline", "IngestReport", "SessionInfo", "build_units", "compose_vectors", "episode_id"]
 
 UNIT_KINDS = (RecordKind.TURN, RecordKind.ROUND, RecordKind.WINDOW, RecordKind.CONTEXT)
 
@@ -133,13 +133,14 @@ def build_units(
     return episodes, skipped
 
 
-def compose_context_vectors(store: MemoryStore, episodes: Sequence[Episode], items: Sequence[StoredItem]) -> list[StoredItem]:
-    """Give raw turns their embeddings and context items the normalised sum of their turns' vectors.
+def compose_vectors(store: MemoryStore, episodes: Sequence[Episode], items: Sequence[StoredItem]) -> list[StoredItem]:
+    """Embed raw turns once; index every other unit under the normalised sum of its turns' vectors.
 
-    A context item is searched by BM25 over its key text (the turn and its
-    neighbours) and densely by this composed vector, so the dense half of a
-    context key costs no second pass of the embedder: one embedding per turn.
-    ``episodes`` must hold every turn of each session they cover.
+    A context item is searched densely by the sum of its turn's and its
+    neighbours' vectors (BM25 reads its key text), a round or window by the sum
+    of the turns it covers. So the embedder runs once per turn whatever the
+    units: a round does not embed its two turns again. ``episodes`` must hold
+    every turn of each session they cover.
     """
     turn_rows = [i for i, e in enumerate(episodes) if e.unit is RecordKind.TURN]
     vectors = store.vectors_for([items[i] for i in turn_rows])
@@ -148,14 +149,17 @@ def compose_context_vectors(store: MemoryStore, episodes: Sequence[Episode], ite
     for row, i in enumerate(turn_rows):
         out[i] = replace(items[i], vector=tuple(vectors[row].tolist()))
     for i, episode in enumerate(episodes):
+        if episode.unit is RecordKind.TURN:
+            continue
         if episode.unit is RecordKind.CONTEXT:
-            near = [
-                by_place[(episode.session_id, p)]
-                for p in range(episode.position - CONTEXT_WINDOW, episode.position + CONTEXT_WINDOW + 1)
-                if (episode.session_id, p) in by_place
-            ]
-            summed = np.sum(near, axis=0)
-            out[i] = replace(items[i], vector=tuple((summed / max(float(np.linalg.norm(summed)), 1e-12)).tolist()))
+            span = range(episode.position - CONTEXT_WINDOW, episode.position + CONTEXT_WINDOW + 1)
+        else:  # rounds and windows cover len(sources) consecutive turns from their position
+            span = range(episode.position, episode.position + len(episode.sources))
+        near = [by_place[(episode.session_id, p)] for p in span if (episode.session_id, p) in by_place]
+        if not near:
+            continue  # the store embeds it
+        summed = np.sum(near, axis=0)
+        out[i] = replace(items[i], vector=tuple((summed / max(float(np.linalg.norm(summed)), 1e-12)).tolist()))
     return out
 
 
@@ -240,8 +244,8 @@ class EpisodicTimeline:
         if not episodes:
             return 0
         items = [e.to_item() for e in episodes]
-        if self.store.embedder is not None and any(e.unit is RecordKind.CONTEXT for e in episodes):
-            items = compose_context_vectors(self.store, episodes, items)
+        if self.store.embedder is not None and any(e.unit is not RecordKind.TURN for e in episodes):
+            items = compose_vectors(self.store, episodes, items)
         self.store.put(items)
         if on_items is not None:
             on_items(sum(1 for e in episodes if e.unit is RecordKind.TURN))

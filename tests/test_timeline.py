@@ -144,6 +144,26 @@ def test_context_keys_cost_no_second_embedding_pass() -> None:
     assert hits[0].item.text.split(" about ")[1] in {"topic1x0", "topic1x1", "topic1x2"}
 
 
+def test_rounds_and_windows_are_indexed_under_their_turns_summed_vectors() -> None:
+    import numpy as np
+
+    embedder = CountingEmbedder()
+    store = InMemoryStore(embedder)
+    line = EpisodicTimeline(store, ("u1",), units=("turn", "round", "window", "context"))
+    line.ingest(conversation(2, 3))
+    assert len(embedder.embedded) == 6  # still one embedding per turn
+    turns = {e.sources[0]: e for e in line.episodes(unit=RecordKind.TURN)}
+    for unit in (RecordKind.ROUND, RecordKind.WINDOW):
+        episodes = line.episodes(unit=unit)
+        assert episodes
+        for episode in episodes:
+            hit = store.search(("u1",), "x", vector=np.zeros(64) + 0.1, with_vectors=True, limit=100,
+                               filter={"kind": str(unit)})
+            stored = next(h.item.vector for h in hit if h.item.id == episode.id)
+            summed = np.sum(embedder.embed([turns[t].text for t in episode.sources]), axis=0)
+            assert np.allclose(stored, summed / np.linalg.norm(summed), atol=1e-5)
+
+
 def test_item_with_foreign_vector_is_refused(fake_embedder) -> None:
     from ltm_agent.errors import InvalidInputError
     from ltm_agent.records import StoredItem

@@ -46,13 +46,14 @@ nothing twice); the runs below started from an empty cache. The `ltm` ablations 
 same items (`ltm`, `ltm-no-hybrid`, `ltm-no-time`, `ltm-no-speaker`, `ltm-no-feedback`) share one
 store and one ingest per conversation, so the ingest table lists it once, under `ltm`. On
 LongMemEval the turns carry no speaker names, so `ltm-no-speaker` equals `ltm` there by
-construction. Latencies are wall-clock on a shared 2-core machine and include embedding the query
-(twice for `ltm`: the question, then the question with the feedback texts); a bulk ingest builds
-the BM25 side index before it returns, so no query pays for it.
+construction. Latencies are wall-clock on a shared 2-core machine and include embedding the
+question; a bulk ingest builds the BM25 side index (with the vectors, for exact dense search)
+before it returns, so queries do not rebuild it. Ties are broken by value, not by item id, so two
+systems that store the same items rank them the same way.
 
 Systems: `dense-turn` (raw Chroma, one document per turn, cosine), `bm25-turn` (raw `bm25s`),
 `ltm` (this library's default configuration, identical for both data sets), one `ltm-no-*`
-ablation per mechanism, `ltm-rounds` (rounds added as units), `ltm-facts` (`ltm` plus
+ablation per mechanism, `ltm-rounds` (rounds added as units, indexed under the sum of their turns' vectors), `ltm-facts` (`ltm` plus
 fact-augmented keys: the deterministic pattern extractor's facts are appended to the keys of the
 turns they came from; the rendered turns stay the same and the fact records are not retrieved,
 so only ranking changes) and three peers with the same embedder: `langgraph-inmemory` (LangGraph's

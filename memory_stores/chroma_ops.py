@@ -388,8 +388,8 @@ def _keyword_entry(namespace: Namespace, cache: KeywordCache) -> Step:
     matrix = id_order = None
     if exact:
         rows = {i: r for r, i in enumerate(result["ids"])}
-        raw = np.asarray(result["embeddings"], dtype=np.float32).reshape(len(result["ids"]), -1)
-        matrix = raw[[rows[i] for i in ids]] if ids else raw
+        raw = np.asarray(result["embeddings"] if ids else np.zeros((0, 1)), dtype=np.float32)
+        matrix = raw.reshape(len(result["ids"]), -1)[[rows[i] for i in ids]] if ids else raw
         norms = np.linalg.norm(matrix, axis=1, keepdims=True)
         matrix = matrix / np.where(norms == 0, 1.0, norms)
         id_order = np.empty(len(ids), dtype=np.int64)

@@ -272,6 +272,14 @@ def test_search_offset_and_limit(store: MemoryStore, mode: str) -> None:
     assert store.search(NS, query, mode=mode, offset=50) == []
 
 
+def test_search_after_every_item_was_deleted_by_id(store: MemoryStore) -> None:
+    store.put([StoredItem(NS, "x", "hello world")])
+    store.delete(NS, ["x"])
+    store.warm(NS)
+    assert store.search(NS, "hello") == []
+    assert store.search(NS, "hello", mode="keyword") == []
+
+
 def test_search_empty_namespace(store: MemoryStore) -> None:
     assert store.search(NS, "anything") == []
     assert store.search(NS, "anything", mode="keyword") == []

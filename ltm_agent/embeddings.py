@@ -86,7 +86,7 @@ class MiniLMEmbedder(Embedder):
         batch_size: Texts per ONNX run.
         max_length: Word pieces read per text. The model was fine-tuned on 128
             (sentence-transformers truncates at 256); 128 embeds long turns 1.9x
-            faster here and measured no worse on LongMemEval (docs/benchmarks.md).
+            faster here (the recall it costs or gains: docs/stores.md).
         threads: onnxruntime intra-op threads (``0`` = onnxruntime's default).
 
     Example:

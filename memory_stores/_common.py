@@ -56,13 +56,15 @@ def stamp(item: StoredItem, previous: StoredItem | None, now: datetime | None = 
     return replace(item, metadata=dict(item.metadata), created_at=created, updated_at=now)
 
 
-def copy_item(item: StoredItem) -> StoredItem:
+def copy_item(item: StoredItem, vector: Any = None) -> StoredItem:
     """A copy with its own metadata dict, so a caller mutating a result never edits the store.
 
+    ``vector``, when given, replaces the item's vector (searches with ``with_vectors``).
     (The constructor, not ``dataclasses.replace``: searches copy hundreds of items.)
     """
     return StoredItem(
-        item.namespace, item.id, item.text, dict(item.metadata), item.key, item.created_at, item.updated_at, item.vector
+        item.namespace, item.id, item.text, dict(item.metadata), item.key, item.created_at, item.updated_at,
+        item.vector if vector is None else vector,
     )
 
 

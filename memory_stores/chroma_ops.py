@@ -332,10 +332,8 @@ def _exact_dense(op: SearchOp, entry: _KeywordEntry, vector: np.ndarray) -> list
             break
     found = []
     for row in kept[op.offset :]:
-        item = copy_item(entry.items[entry.ids[row]])
-        if op.with_vectors:
-            item = replace(item, vector=matrix[row].copy())
-        found.append(ScoredItem(item, float(scores[row])))
+        vector = matrix[row].copy() if op.with_vectors else None
+        found.append(ScoredItem(copy_item(entry.items[entry.ids[row]], vector), float(scores[row])))
     return found
 
 

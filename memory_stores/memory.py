@@ -10,7 +10,6 @@ Core types: :class:`InMemoryStore`.
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 from datetime import datetime
 from typing import Iterator, Sequence
 
@@ -198,7 +197,7 @@ class InMemoryStore(MemoryStore):
             keep = np.flatnonzero(scores >= cut)
             rows, scores = rows[keep], scores[keep]
         scored = [ScoredItem(space.items[ids[r]], float(s)) for r, s in zip(rows, scores)]
-        found = [ScoredItem(copy_item(s.item), s.score) for s in page(rank(scored), op.limit, op.offset)]
-        if op.with_vectors:
-            found = [ScoredItem(replace(s.item, vector=space.vectors[s.item.id].copy()), s.score) for s in found]
-        return found
+        return [
+            ScoredItem(copy_item(s.item, space.vectors[s.item.id].copy() if op.with_vectors else None), s.score)
+            for s in page(rank(scored), op.limit, op.offset)
+        ]

@@ -25,7 +25,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import PrivateAttr
 
 from ltm_agent.bench.datasets import Question
-from ltm_agent.bench.systems import DEPTH, BenchSystem, turn_text
+from ltm_agent.bench.systems import DEPTH, BenchSystem, rendered_turns
 from ltm_agent.conversations import Conversation
 from ltm_agent.embeddings import Embedder
 from ltm_agent.errors import MissingExtraError
@@ -42,16 +42,6 @@ MEM0_NOT_INSTALLED = (
     "In a separate environment it installs and runs offline: pip install 'ltm-agent[bench]' mem0ai"
 )
 """Why ``mem0-raw`` is not run where ``mem0ai`` is missing (see docs/benchmarks.md)."""
-
-
-def _rendered_turns(conversation: Conversation) -> list[tuple[str, str, str]]:
-    """(turn id, role, rendered text) for every non-empty turn, in conversation order."""
-    return [
-        (t.id, t.role, turn_text(t.speaker, t.role, t.text))
-        for s in conversation.ordered_sessions()
-        for t in s.turns
-        if t.text.strip()
-    ]
 
 
 class LlamaIndexEmbedding(BaseEmbedding):
@@ -150,7 +140,7 @@ class LlamaIndexVectorBlock(BenchSystem):
             embed_model=self.embed_model,
             similarity_top_k=DEPTH,
         )
-        turns = _rendered_turns(conversation)
+        turns = rendered_turns(conversation)
         session = self.session_id(namespace)
         nodes = []
         for tid, role, text in turns:
@@ -285,7 +275,7 @@ class Mem0Raw(BenchSystem):
         collection = f"mem0-{uuid.uuid4().hex[:16]}"
         memory = self._memory(collection)
         user = self.user_id(namespace)
-        turns = _rendered_turns(conversation)
+        turns = rendered_turns(conversation)
         for tid, role, text in turns:
             message = {"role": role if role in ("user", "assistant") else "user", "content": text}
             memory.add([message], user_id=user, metadata={"turn_id": tid}, infer=False)

@@ -37,7 +37,7 @@ from ltm_agent.records import MemoryItem
 from ltm_agent.retrieval import HybridRetriever, RetrievalConfig
 from ltm_agent.tokens import count_tokens
 
-__all__ = ["DEFAULT_SYSTEMS", "SYSTEMS", "BenchSystem", "LTMFacts", "make_system", "turn_text"]
+__all__ = ["DEFAULT_SYSTEMS", "SYSTEMS", "BenchSystem", "LTMFacts", "make_system", "rendered_turns", "turn_text"]
 
 DEPTH = 200
 """Results each system returns per question (enough to fill 4,096 tokens on both data sets)."""
@@ -48,14 +48,19 @@ def turn_text(speaker: str, role: str, text: str) -> str:
     return f"{speaker or role}: {text}"
 
 
-def _turns(conversation: Conversation) -> list[tuple[str, str]]:
-    """(turn id, rendered text) for every non-empty turn."""
+def rendered_turns(conversation: Conversation) -> list[tuple[str, str, str]]:
+    """(turn id, role, rendered text) for every non-empty turn, in conversation order."""
     return [
-        (t.id, turn_text(t.speaker, t.role, t.text))
+        (t.id, t.role, turn_text(t.speaker, t.role, t.text))
         for s in conversation.ordered_sessions()
         for t in s.turns
         if t.text.strip()
     ]
+
+
+def _turns(conversation: Conversation) -> list[tuple[str, str]]:
+    """(turn id, rendered text) for every non-empty turn."""
+    return [(tid, text) for tid, _, text in rendered_turns(conversation)]
 
 
 class BenchSystem(ABC):

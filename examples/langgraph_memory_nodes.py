@@ -40,7 +40,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.prebuilt import ToolNode, create_react_agent, tools_condition
 from pydantic import Field
 
-from ltm_agent.fact_patterns import PatternFactExtractor
+from ltm_agent.facts.patterns import PatternFactExtractor
 from ltm_agent.memory_stores import ChromaStore
 from ltm_agent.plugins.langgraph import (
     BufferSettings,

@@ -36,7 +36,7 @@ from llama_index.core.memory import Memory
 from llama_index.core.storage.chat_store.sql import MessageStatus
 
 from ltm_agent.buffer import StatisticalScorer
-from ltm_agent.fact_patterns import PatternFactExtractor
+from ltm_agent.facts.patterns import PatternFactExtractor
 from ltm_agent.memory_stores import ChromaStore
 from ltm_agent.plugins.llamaindex import (
     EntropyBufferBlock,

@@ -66,8 +66,8 @@ def say(who: str, text: str) -> None:
 
 
 def write_session(store: Any, session_id: str, when: datetime, turns: tuple[tuple[str, str, str], ...]) -> Any:
-    from ltm_agent.fact_patterns import PatternFactExtractor
     from ltm_agent.facts import FactMemory
+    from ltm_agent.facts.patterns import PatternFactExtractor
     from ltm_agent.timeline import EpisodicTimeline
 
     timeline = EpisodicTimeline(store, TENANT)

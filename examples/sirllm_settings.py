@@ -22,7 +22,7 @@ import os
 import time
 
 from ltm_agent.buffer import EntropyDecayBuffer, StatisticalScorer, TokenScorer, default_scorer
-from ltm_agent.local_model import THREADS_ENV
+from ltm_agent.buffer.local_model import THREADS_ENV
 from ltm_agent.tokens import count_tokens
 
 SINKS = 4

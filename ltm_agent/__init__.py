@@ -74,8 +74,8 @@ _LAZY = {
     "RetrieveThenReason": "ltm_agent.reasoning",
     "GroundedAnswer": "ltm_agent.reasoning",
     "FactMemory": "ltm_agent.facts",
-    "PatternFactExtractor": "ltm_agent.fact_patterns",
-    "ModelFactExtractor": "ltm_agent.fact_extractors",
+    "PatternFactExtractor": "ltm_agent.facts",
+    "ModelFactExtractor": "ltm_agent.facts",
     "ModelStep": "ltm_agent.llm",
     "UsageLedger": "ltm_agent.llm",
     "ChatLocalModel": "ltm_agent.llm",
@@ -131,9 +131,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from ltm_agent.conversations import Conversation, Session, Turn
     from ltm_agent.dates import parse_date
     from ltm_agent.embeddings import CallableEmbedder, Embedder, HashingEmbedder, LangChainEmbedder, MiniLMEmbedder
-    from ltm_agent.fact_extractors import ModelFactExtractor
-    from ltm_agent.fact_patterns import PatternFactExtractor
-    from ltm_agent.facts import FactMemory
+    from ltm_agent.facts import FactMemory, ModelFactExtractor, PatternFactExtractor
     from ltm_agent.llm import ChatLocalModel, ModelStep, UsageLedger
     from ltm_agent.loaders import load_conversations
     from ltm_agent.memory_stores import ChromaStore, InMemoryStore

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ltm_agent.records import require_aware
+from ltm_agent.dates import require_aware
 
 __all__ = ["Conversation", "Session", "Turn"]
 

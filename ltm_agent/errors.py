@@ -32,6 +32,8 @@ LTMError
 
 from __future__ import annotations
 
+from ltm_agent.text import clip
+
 __all__ = [
     "DataFormatError",
     "EmbedderMismatchError",
@@ -60,10 +62,7 @@ __all__ = [
 
 def describe(value: object, limit: int = 80) -> str:
     """Render a value and its type for an error message, cut to ``limit`` chars."""
-    text = repr(value)
-    if len(text) > limit:
-        text = text[: limit - 3] + "..."
-    return f"{text} (type {type(value).__name__})"
+    return f"{clip(repr(value), limit)} (type {type(value).__name__})"
 
 
 class LTMError(Exception):

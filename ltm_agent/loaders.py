@@ -302,7 +302,7 @@ def longmemeval_conversation(record: object, *, source: str = "<record>") -> Con
       the *earliest* of their dates (when the content was first said). A copy
       whose content differs is kept as session ``"<session_id>~2"`` (``~3``,
       ...) with turn ids ``"<session_id>~2#<i>"``;
-      :func:`ltm_agent.bench.metrics.longmemeval_session_of` maps them back.
+      :func:`ltm_agent.app.bench.metrics.longmemeval_session_of` maps them back.
 
     Example:
         >>> rec = {"question_id": "q1", "haystack_session_ids": ["s1"],

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Mapping, Self, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ltm_agent.errors import InvalidDateError, describe
+from ltm_agent.dates import from_timestamp, require_aware, to_timestamp, utcnow
 from ltm_agent.namespaces import Namespace, validate_namespace
 
 __all__ = [
@@ -39,44 +39,10 @@ __all__ = [
     "ScoredItem",
     "StoredItem",
     "Usage",
-    "from_timestamp",
-    "require_aware",
-    "to_timestamp",
-    "utcnow",
 ]
 
 Scalar = str | int | float | bool
 """The only metadata values a store accepts (Chroma's rule)."""
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
-
-
-def require_aware(value: object, name: str) -> datetime:
-    """Return ``value`` if it is a timezone-aware datetime, else raise a clear error."""
-    if not isinstance(value, datetime):
-        raise InvalidDateError(
-            f"{name} must be a timezone-aware datetime, got {describe(value)}; "
-            f"parse strings with ltm_agent.dates.parse_date()"
-        )
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidDateError(
-            f"{name} is naive ({value.isoformat()}): memory compares times across users, "
-            f"so give it a timezone, e.g. value.replace(tzinfo=datetime.UTC)"
-        )
-    return value
-
-
-def to_timestamp(value: datetime) -> float:
-    """Seconds since the epoch, for range filters in store metadata."""
-    return require_aware(value, "time").timestamp()
-
-
-def from_timestamp(value: float) -> datetime:
-    """The inverse of :func:`to_timestamp` (UTC)."""
-    return datetime.fromtimestamp(float(value), UTC)
 
 
 # ---------------------------------------------------------------------------

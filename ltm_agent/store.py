@@ -17,6 +17,7 @@ Core types: :class:`MemoryStore`, the ops :class:`PutOp`, :class:`GetOp`,
 from __future__ import annotations
 
 import asyncio
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Sequence, Union
@@ -165,6 +166,9 @@ def validate_text(text: object, *, limits: StoreLimits, what: str = "text") -> s
     return text
 
 
+_I64 = (-(2**63), 2**63 - 1)
+
+
 def _validate_metadata(item: StoredItem) -> None:
     if not isinstance(item.metadata, dict) and not hasattr(item.metadata, "items"):
         raise InvalidTypeError(f"metadata must be a dict, got {describe(item.metadata)}")
@@ -173,11 +177,20 @@ def _validate_metadata(item: StoredItem) -> None:
             raise InvalidInputError(f"metadata keys must be non-empty str, got {describe(key)}")
         if key.startswith("_"):
             raise InvalidInputError(f"metadata key {key!r} is reserved (keys starting with '_')")
+        if key.startswith("chroma:"):
+            raise InvalidInputError(f"metadata key {key!r} is reserved (prefix 'chroma:'); rename it")
         if not isinstance(value, (str, int, float, bool)):
             raise InvalidTypeError(
                 f"metadata {key!r} must be a flat scalar (str, int, float, bool), got "
                 f"{describe(value)}; serialise structure with json.dumps"
             )
+        # Chroma silently drops or converts these; refuse them for every backend.
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidInputError(
+                f"metadata {key!r} is {value!r}; stores cannot keep NaN or infinity, store a finite float or a str"
+            )
+        if isinstance(value, int) and not isinstance(value, bool) and not _I64[0] <= value <= _I64[1]:
+            raise InvalidInputError(f"metadata {key!r} = {value} does not fit in 64 bits; store it as str")
 
 
 def _validate_id(value: object) -> str:

@@ -14,16 +14,18 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from ltm_agent.conversations import Conversation, Session, Turn
+from ltm_agent.dates import require_aware, to_timestamp, utcnow
 from ltm_agent.errors import InvalidInputError, NotFoundError, describe
 from ltm_agent.filters import Filter
 from ltm_agent.namespaces import Namespace, validate_namespace
-from ltm_agent.records import Episode, Fact, RecordKind, StoredItem, require_aware, to_timestamp, utcnow
+from ltm_agent.records import Episode, Fact, RecordKind, StoredItem
 from ltm_agent.store import MemoryStore, validate_text
+from ltm_agent.text import clip
 
 __all__ = ["EpisodicTimeline", "IngestReport", "SessionInfo", "build_units", "compose_vectors", "episode_id"]
 
@@ -64,10 +66,6 @@ CONTEXT_CHARS = 400
 CONTEXT_MAX_TURN_CHARS = 400
 """Only turns up to this long get a context key: short replies need their neighbours,
 long turns carry their own context (and would cost a second full-length embedding)."""
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0]
 
 
 def _render_turn(turn: Turn) -> str:
@@ -122,7 +120,7 @@ def build_units(
             lo, hi = max(0, i - window), min(len(indexed), i + window + 1)
             if hi - lo > 1 and len(indexed[i][1].text) <= CONTEXT_MAX_TURN_CHARS:
                 # The turn itself first: embedders read only the start of a long key.
-                neighbours = [_clip(_render_turn(t), CONTEXT_CHARS) for j, (_, t) in enumerate(indexed[lo:hi], lo) if j != i]
+                neighbours = [clip(_render_turn(t), CONTEXT_CHARS, mark="", at_word=True) for j, (_, t) in enumerate(indexed[lo:hi], lo) if j != i]
                 key = "\n".join([_render_turn(indexed[i][1]), *neighbours])
                 episodes.append(make(RecordKind.CONTEXT, [indexed[i]], key=key))
     if RecordKind.WINDOW in units:
@@ -378,8 +376,3 @@ class EpisodicTimeline:
         )
         facts = (Fact.from_item(item) for item in candidates)
         return sorted((f for f in facts if f.is_valid_at(when)), key=lambda f: (f.valid_at, f.id))
-
-    @staticmethod
-    def conversations_turns(conversations: Iterable[Conversation]) -> int:
-        """Total turns in ``conversations`` (for progress bars)."""
-        return sum(c.turn_count for c in conversations)

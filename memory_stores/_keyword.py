@@ -23,8 +23,7 @@ import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN
 
-from ltm_agent.filters import Filter, validate_filter
-from ltm_agent.memory_stores._common import matches
+from ltm_agent.filters import Filter, matches, validate_filter
 
 __all__ = ["KeywordIndex", "tokenize"]
 

@@ -15,12 +15,13 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from ltm_agent.dates import utcnow
 from ltm_agent.embeddings import Embedder, HashingEmbedder
-from ltm_agent.filters import validate_filter
-from ltm_agent.memory_stores._common import copy_item, check_ops, matches, page, rank, stamp
+from ltm_agent.filters import matches, validate_filter
+from ltm_agent.memory_stores._common import copy_item, page, rank, stamp
 from ltm_agent.memory_stores._keyword import KeywordIndex
 from ltm_agent.namespaces import Namespace, validate_namespace
-from ltm_agent.records import ScoredItem, StoredItem, utcnow
+from ltm_agent.records import ScoredItem, StoredItem
 from ltm_agent.store import (
     CountOp,
     DeleteOp,
@@ -98,7 +99,6 @@ class InMemoryStore(MemoryStore):
     def batch(self, ops: Sequence[Op]) -> list[Result]:
         """Run operations in order; a bad op anywhere means nothing runs."""
         checked = self.validate_ops(ops)
-        check_ops(checked)
         # Embed every put up front so an embedder failure writes nothing.
         puts = [op.item for op in checked if isinstance(op, PutOp)]
         vectors = iter(self.vectors_for(puts))

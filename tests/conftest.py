@@ -112,7 +112,7 @@ def new_server_database(url: str) -> str:
     """Create an empty Chroma database on the test server, so each test starts clean."""
     import chromadb
 
-    from ltm_agent.memory_stores.chroma_connect import settings
+    from ltm_agent.memory_stores.chroma.connect import settings
 
     host, port = url.removeprefix("http://").split(":")
     name = f"test-{uuid.uuid4().hex}"

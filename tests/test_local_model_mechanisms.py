@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ltm_agent.buffer.local_model import local_model_available
 from ltm_agent.embeddings import HashingEmbedder
 from ltm_agent.errors import ModelError
-from ltm_agent.local_model import local_model_available
 from ltm_agent.memory_stores import InMemoryStore
 
 pytestmark = [
@@ -27,7 +27,7 @@ T0 = datetime(2024, 3, 1, 9, tzinfo=UTC)
 def test_paging_with_the_local_summarizer_stays_in_the_window() -> None:
     from ltm_agent.llm import ChatLocalModel
     from ltm_agent.paging import PagedContext
-    from ltm_agent.paging_summary import ModelSummarizer
+    from ltm_agent.paging.summary import ModelSummarizer
 
     store = InMemoryStore(HashingEmbedder())
     ctx = PagedContext(store, ("u",), window_tokens=260, summarizer=ModelSummarizer(ChatLocalModel(max_tokens=48)))
@@ -42,8 +42,7 @@ def test_paging_with_the_local_summarizer_stays_in_the_window() -> None:
 
 def test_fact_extraction_with_the_local_model_never_corrupts_memory() -> None:
     from ltm_agent.conversations import Session, Turn
-    from ltm_agent.fact_extractors import ModelFactExtractor
-    from ltm_agent.facts import FactMemory
+    from ltm_agent.facts import FactMemory, ModelFactExtractor
     from ltm_agent.llm import ChatLocalModel
 
     store = InMemoryStore(HashingEmbedder())

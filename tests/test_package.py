@@ -7,7 +7,6 @@ import sys
 import zipfile
 from pathlib import Path
 
-
 import ltm_agent
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,4 +67,4 @@ def test_wheel_has_one_import_root(tmp_path: Path) -> None:
     ):
         assert required in names, required
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "ltm-agent = ltm_agent.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "ltm-agent = ltm_agent.app.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

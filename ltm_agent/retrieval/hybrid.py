@@ -12,7 +12,6 @@ Core types: :class:`RetrievalConfig`, :class:`HybridRetriever`.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from dataclasses import dataclass, replace
@@ -21,9 +20,10 @@ from typing import Sequence
 
 import numpy as np
 
+from ltm_agent.dates import from_timestamp, require_aware, to_timestamp
 from ltm_agent.filters import Filter
 from ltm_agent.namespaces import Namespace, validate_namespace
-from ltm_agent.records import MemoryItem, RecordKind, ScoredItem, StoredItem, from_timestamp, require_aware, to_timestamp
+from ltm_agent.records import MemoryItem, RecordKind, ScoredItem, StoredItem
 from ltm_agent.retrieval.fusion import reciprocal_rank_fusion
 from ltm_agent.retrieval.packing import pack
 from ltm_agent.retrieval.time_window import TimeWindow, query_time_window, stable_partition
@@ -212,6 +212,23 @@ class HybridRetriever:
         depth: int | None = None,
     ) -> list[MemoryItem]:
         """Candidates in fused, time-expanded rank order (no budget); the first ``depth`` (all when ``None``)."""
+        ranked = self.ranked_items(
+            namespace, query, reference_time=reference_time, as_of=as_of, filter=filter, depth=depth
+        )
+        # Rendering counts tokens: it is done only for the items a caller will look at.
+        return [to_memory_item(item, score, render_dates=self.config.render_dates) for item, score in ranked]
+
+    def ranked_items(
+        self,
+        namespace: Namespace,
+        query: str,
+        *,
+        reference_time: datetime | None = None,
+        as_of: datetime | None = None,
+        filter: Filter | None = None,
+        depth: int | None = None,
+    ) -> list[tuple[StoredItem, float]]:
+        """:meth:`rank` before rendering: the stored items with their fused scores."""
         namespace = validate_namespace(namespace)
         validate_text(query, limits=self.store.limits, what="query")
         where = self._where(as_of, filter)
@@ -245,9 +262,8 @@ class HybridRetriever:
         window = self.time_window(query, reference_time)
         if window is not None:
             fused = stable_partition(fused, lambda vs: window.contains(_event_time(by_value[vs[0]])))
-        # Rendering counts tokens: do it only for the items a caller will look at.
         chosen = fused if depth is None else fused[:depth]
-        return [to_memory_item(by_value[v], score, render_dates=self.config.render_dates) for v, score in chosen]
+        return [(by_value[v], score) for v, score in chosen]
 
     def _search(
         self,
@@ -322,11 +338,3 @@ class HybridRetriever:
         # Enough depth for k items even when packing skips some already covered by others.
         ranked = self.rank(namespace, query, reference_time=reference_time, as_of=as_of, filter=filter, depth=4 * k + 20)
         return pack(ranked, budget_tokens)[:k]
-
-    async def aretrieve(self, namespace: Namespace, query: str, **kwargs: object) -> list[MemoryItem]:
-        """Async twin of :meth:`retrieve` (runs the sync read in a worker thread)."""
-        return await asyncio.to_thread(self.retrieve, namespace, query, **kwargs)  # type: ignore[arg-type]
-
-    def retrieve_many(self, namespace: Namespace, queries: Sequence[str], **kwargs: object) -> list[list[MemoryItem]]:
-        """:meth:`retrieve` for several queries."""
-        return [self.retrieve(namespace, q, **kwargs) for q in queries]  # type: ignore[arg-type]

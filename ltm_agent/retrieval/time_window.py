@@ -13,37 +13,15 @@ Core types: :class:`TimeWindow`, :func:`query_time_window`, :func:`stable_partit
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Callable, Sequence, TypeVar
 
-from ltm_agent.records import require_aware
+from ltm_agent.dates import DATEPARSER_LOCK, mentions_time, plausible_date_expression, require_aware
 
-__all__ = [
-    "DATEPARSER_LOCK",
-    "TimeWindow",
-    "mentions_time",
-    "plausible_date_expression",
-    "query_time_window",
-    "stable_partition",
-]
+__all__ = ["TimeWindow", "query_time_window", "stable_partition"]
 
 T = TypeVar("T")
-
-# dateparser's search is eager: it matches words like "we" or "may" on their own.
-# A match must contain a digit or one of these words before we trust it.
-_TIME_WORDS = re.compile(
-    r"\b(ago|yesterday|today|tonight|tomorrow|last|past|previous|next|this|week|weeks|month|months|year|years|"
-    r"day|days|weekend|monday|tuesday|wednesday|thursday|friday|saturday|sunday|january|february|march|"
-    r"april|may|june|july|august|september|october|november|december|jan|feb|mar|apr|jun|jul|aug|sep|sept|"
-    r"oct|nov|dec)\b",
-    re.IGNORECASE,
-)
-_AMBIGUOUS_ALONE = {"may", "march", "this", "last", "next", "past", "day", "week", "month", "year", "today"}
-DATEPARSER_LOCK = threading.Lock()
-"""dateparser keeps module-level caches: every caller in the package parses under this lock."""
-
 
 @dataclass(frozen=True, slots=True)
 class TimeWindow:
@@ -55,21 +33,6 @@ class TimeWindow:
 
     def contains(self, when: datetime | None) -> bool:
         return when is not None and self.start <= when <= self.end
-
-
-def mentions_time(text: str) -> bool:
-    """Cheap pre-check: does ``text`` hold a digit or a time word at all? (dateparser's search is slow.)"""
-    return bool(_TIME_WORDS.search(text) or re.search(r"\d", text))
-
-
-def plausible_date_expression(match: str) -> bool:
-    """True when a dateparser search match looks like a date, not a word like "we" or "may"."""
-    words = re.findall(r"[A-Za-z]+", match.lower())
-    if any(ch.isdigit() for ch in match):
-        return True
-    hits = [w for w in words if _TIME_WORDS.fullmatch(w)]
-    # "may" or "this" alone is usually not a date ("you may", "this book").
-    return bool(hits) and not (len(words) == 1 and words[0] in _AMBIGUOUS_ALONE)
 
 
 def _span(anchor: datetime, period: str, expression: str) -> tuple[datetime, datetime]:

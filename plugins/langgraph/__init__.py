@@ -17,12 +17,14 @@ default), never from node or module state.
 
 from __future__ import annotations
 
-from ltm_agent.plugins.langgraph.nodes import DEFAULT_NAMESPACE, BufferSettings, MemoryReadNode, MemoryWriteNode
+from ltm_agent.plugins.langgraph._base import DEFAULT_NAMESPACE
 from ltm_agent.plugins.langgraph.paging import PagingNode
+from ltm_agent.plugins.langgraph.read import MemoryReadNode
 from ltm_agent.plugins.langgraph.state import MEMORY_MESSAGE_NAME, MemoryState, NamespaceSpec
 from ltm_agent.plugins.langgraph.store import LTMStore, embedder_from_index
-from ltm_agent.plugins.langgraph.tools import memory_tools
+from ltm_agent.plugins.langgraph.tools import memory_tools, paging_tools
 from ltm_agent.plugins.langgraph.wrap import AgentNode, with_memory
+from ltm_agent.plugins.langgraph.write import BufferSettings, MemoryWriteNode
 
 __all__ = [
     "DEFAULT_NAMESPACE",
@@ -37,5 +39,6 @@ __all__ = [
     "PagingNode",
     "embedder_from_index",
     "memory_tools",
+    "paging_tools",
     "with_memory",
 ]

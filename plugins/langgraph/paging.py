@@ -23,9 +23,10 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
 
+from ltm_agent.dates import utcnow
 from ltm_agent.errors import InvalidInputError, LTMError
 from ltm_agent.paging import PagedContext
-from ltm_agent.paging_summary import Summarizer
+from ltm_agent.paging.summary import Summarizer
 from ltm_agent.plugins.langgraph._base import DEFAULT_NAMESPACE, MemoryNode
 from ltm_agent.plugins.langgraph.state import (
     NamespaceSpec,
@@ -38,7 +39,6 @@ from ltm_agent.plugins.langgraph.state import (
     resolve_store,
     state_messages,
 )
-from ltm_agent.records import utcnow
 from ltm_agent.store import MemoryStore
 
 __all__ = ["EDITING_TOOLS", "PagingNode"]

@@ -24,10 +24,9 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import MessagesState
 
-from ltm_agent.dates import parse_date
+from ltm_agent.dates import parse_date, require_aware
 from ltm_agent.errors import InvalidInputError, InvalidTypeError, describe
 from ltm_agent.namespaces import Namespace, validate_namespace
-from ltm_agent.records import require_aware
 from ltm_agent.store import MemoryStore
 
 __all__ = [

@@ -10,13 +10,14 @@
   Core-memory edits are queued in ``paging_edits`` with a ``Command`` and
   applied by the paging node on its next step; searches and archival inserts
   go straight to the store, inside the run's namespace.
-* given a :class:`~ltm_agent.paging.PagedContext`, they are
-  :func:`ltm_agent.paging_tools.paging_tools` bound to it (outside graphs).
+* given a :class:`~ltm_agent.paging.PagedContext`, they are :func:`paging_tools`
+  bound to it (outside graphs): the core's framework-free
+  :func:`~ltm_agent.paging.tools.paging_functions` as LangChain ``StructuredTool`` s.
 
 Errors are answers: a tool that cannot do what was asked returns a
 ``ToolMessage`` with ``status="error"`` and text written for the model.
 
-Core function: :func:`memory_tools`.
+Core functions: :func:`memory_tools`, :func:`paging_tools`.
 """
 
 # No `from __future__ import annotations`: LangChain reads these tools' argument
@@ -28,21 +29,71 @@ from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.prebuilt import ToolRuntime
 from langgraph.types import Command
-from pydantic import Field
+from pydantic import Field, ValidationError
 
-from ltm_agent.errors import InvalidTypeError, describe
+from ltm_agent.errors import InvalidTypeError, LTMError, describe
 from ltm_agent.paging import PagedContext
-from ltm_agent.paging_tools import (
+from ltm_agent.paging.tools import (
     ArchivalInsertArgs,
     ArchivalSearchArgs,
     ConversationSearchArgs,
     CoreAppendArgs,
     CoreReplaceArgs,
-    paging_tools,
+    paging_functions,
 )
 from ltm_agent.plugins.langgraph.paging import EDITING_TOOLS, PagingNode
 
-__all__ = ["memory_tools"]
+__all__ = ["memory_tools", "paging_tools"]
+
+
+def _for_model(call: Callable[..., str]) -> Callable[..., str]:
+    """Run ``call``; turn an LTMError into a ToolException whose text the model reads."""
+    from langchain_core.tools import ToolException
+
+    def run(**kwargs: Any) -> str:
+        try:
+            return call(**kwargs)
+        except LTMError as exc:
+            raise ToolException(f"Error: {exc}") from exc
+
+    return run
+
+
+def _bad_arguments(error: ValidationError) -> str:
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in error.errors()[:3]
+    )
+    return f"Error: invalid arguments ({problems}). Check the argument names and types and call the tool again."
+
+
+def paging_tools(ctx: PagedContext) -> list[BaseTool]:
+    """The five MemGPT paging functions as LangChain tools bound to ``ctx``.
+
+    Errors are answers, not exceptions: a tool that cannot do what was asked returns
+    ``"Error: ..."`` text written for the model, and a ``ToolMessage`` built from a tool call gets
+    ``status="error"``. The context's Python methods raise the matching ``LTMError`` instead.
+
+    Example:
+        >>> from ltm_agent.memory_stores import InMemoryStore
+        >>> from ltm_agent.paging import PagedContext
+        >>> ctx = PagedContext(InMemoryStore(), ("user-1",), window_tokens=2000)
+        >>> tools = {t.name: t for t in paging_tools(ctx)}
+        >>> tools["core_memory_append"].invoke({"label": "human", "content": "Name: Ana"})
+        "Appended to core memory block 'human' (9/2000 characters)."
+        >>> tools["core_memory_replace"].invoke({"label": "human", "old": "Name: Bob", "new": "x"})[:40]
+        'Error: core_memory_replace changed nothi'
+    """
+    return [
+        StructuredTool.from_function(
+            func=_for_model(function.call),
+            name=function.name,
+            description=function.description,
+            args_schema=function.args_schema,
+            handle_tool_error=True,
+            handle_validation_error=_bad_arguments,
+        )
+        for function in paging_functions(ctx)
+    ]
 
 
 def _described(schema: Any, field: str) -> Any:

@@ -24,8 +24,10 @@ from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 from langgraph.graph import END, START, StateGraph
 
 from ltm_agent.errors import InvalidTypeError, describe
-from ltm_agent.plugins.langgraph.nodes import DEFAULT_NAMESPACE, MemoryReadNode, MemoryWriteNode
+from ltm_agent.plugins.langgraph._base import DEFAULT_NAMESPACE
+from ltm_agent.plugins.langgraph.read import MemoryReadNode
 from ltm_agent.plugins.langgraph.state import MEMORY_MESSAGE_NAME, MemoryState, NamespaceSpec, is_memory_message
+from ltm_agent.plugins.langgraph.write import MemoryWriteNode
 from ltm_agent.store import MemoryStore
 
 __all__ = ["AgentNode", "with_memory"]

@@ -20,6 +20,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
 
 from ltm_agent.buffer import EntropyDecayBuffer, StatisticalScorer, TokenScorer
+from ltm_agent.dates import utcnow
 from ltm_agent.errors import InvalidInputError, describe
 from ltm_agent.namespaces import Namespace
 from ltm_agent.plugins.langgraph._base import DEFAULT_NAMESPACE, MemoryNode
@@ -35,13 +36,13 @@ from ltm_agent.plugins.langgraph.state import (
     resolve_store,
     state_messages,
 )
-from ltm_agent.records import Episode, RecordKind, utcnow
+from ltm_agent.records import Episode, RecordKind
 from ltm_agent.store import MemoryStore
 from ltm_agent.timeline import EpisodicTimeline, episode_id
 
 if TYPE_CHECKING:
-    from ltm_agent.fact_extractors import FactExtractor
     from ltm_agent.facts import FactMemory, FactUpdate
+    from ltm_agent.facts.extraction import FactExtractor
 
 __all__ = ["BufferSettings", "MemoryWriteNode"]
 
@@ -203,7 +204,7 @@ class MemoryWriteNode(MemoryNode):
 
 def _is_extractor(value: object) -> bool:
     # Imported here: the fact modules are only needed when facts are configured.
-    from ltm_agent.fact_extractors import FactExtractor
+    from ltm_agent.facts.extraction import FactExtractor
 
     return isinstance(value, FactExtractor)
 

@@ -33,6 +33,7 @@ from pydantic import InstanceOf
 
 from ltm_agent.buffer import EntropyDecayBuffer, TokenScorer, default_scorer
 from ltm_agent.conversations import Session, Turn
+from ltm_agent.dates import utcnow
 from ltm_agent.facts import FactMemory
 from ltm_agent.llm import quote_data, render_memory_block
 from ltm_agent.namespaces import Namespace
@@ -46,7 +47,6 @@ from ltm_agent.plugins.llamaindex.recall import (
     session_namespace,
     tenant_namespace,
 )
-from ltm_agent.records import utcnow
 from ltm_agent.retrieval import RetrievalConfig, pack, to_memory_item
 from ltm_agent.store import MemoryStore
 
@@ -232,11 +232,6 @@ class EntropyBufferBlock(_SessionBlock):
         with self._lock:
             self._buffers[session_id] = (rebuilt, threading.Lock())
 
-    def drop_session(self, session_id: str) -> None:
-        """Forget the session's buffer (it lives only in this process)."""
-        with self._lock:
-            self._buffers.pop(session_id, None)
-
     def _update(self, session: str, messages: Sequence[ChatMessage]) -> None:
         entry = self._entry(session, create=True)
         assert entry is not None
@@ -280,7 +275,7 @@ class FactsBlock(_SessionBlock):
     ``block.facts(session_id).add(...)`` or another writer of that namespace.
 
     Example:
-        >>> from ltm_agent.fact_patterns import PatternFactExtractor
+        >>> from ltm_agent.facts.patterns import PatternFactExtractor
         >>> from ltm_agent.memory_stores import InMemoryStore
         >>> from ltm_agent.embeddings import HashingEmbedder
         >>> block = FactsBlock(

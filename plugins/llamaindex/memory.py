@@ -34,6 +34,7 @@ from llama_index.core.memory.types import BaseMemory
 from llama_index.core.storage.chat_store import BaseChatStore, SimpleChatStore
 from pydantic import InstanceOf
 
+from ltm_agent.dates import utcnow
 from ltm_agent.llm import render_memory_block
 from ltm_agent.namespaces import Namespace
 from ltm_agent.plugins.llamaindex.recall import (
@@ -44,7 +45,7 @@ from ltm_agent.plugins.llamaindex.recall import (
     session_namespace,
     tenant_namespace,
 )
-from ltm_agent.records import MemoryItem, utcnow
+from ltm_agent.records import MemoryItem
 from ltm_agent.retrieval import RetrievalConfig
 from ltm_agent.store import MemoryStore
 from ltm_agent.tokens import count_tokens

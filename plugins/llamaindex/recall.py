@@ -21,9 +21,10 @@ from typing import Any, Callable, Collection, Iterable, Sequence
 
 from llama_index.core.base.llms.types import ChatMessage, TextBlock
 
+from ltm_agent.dates import utcnow
 from ltm_agent.errors import InvalidInputError, InvalidNamespaceError, describe
 from ltm_agent.namespaces import MAX_DEPTH, Namespace, validate_namespace
-from ltm_agent.records import Episode, MemoryItem, utcnow
+from ltm_agent.records import Episode, MemoryItem
 from ltm_agent.retrieval import HybridRetriever, RetrievalConfig, pack
 from ltm_agent.store import MemoryStore
 from ltm_agent.timeline import EpisodicTimeline

@@ -1,0 +1,313 @@
+"""Score a QA run's ``results.jsonl`` and write ``summary.json``, ``report.md`` and a plot.
+
+Line scores are recomputed from each line's ``answer``, ``gold``,
+``category`` and ``question_id`` (and its ``judge`` verdict, which only the
+judge model can reproduce), so any run can be re-scored from its files:
+
+* **LoCoMo**: ``score`` = ``f1`` = the official per-category score
+  (:func:`~ltm_agent.app.bench.qa_metrics.locomo_f1`; category 5 scores 1 when
+  the answer says "not mentioned" / "no information available");
+  ``exact_match`` and ``token_recall`` on categories 1-4. ``judge`` is always null.
+* **LongMemEval**: ``f1`` = stemmed token F1 against the gold (``_abs``
+  questions: 1 when the answer abstains); ``exact_match`` and ``token_recall``
+  on answerable questions; ``score`` = the judge's verdict when there is one, else ``f1``.
+
+Summary metric names (per system, overall and per category): ``score``
+(mean over all questions), ``f1``, ``exact_match`` and ``token_recall`` (the
+share of gold tokens the answer contains; answerable questions only),
+``abstention_accuracy`` (LoCoMo category 5 / LongMemEval ``_abs``),
+``judge_accuracy`` (judged lines), ``abstain_rate_answerable`` (answerable
+questions the reader declined). LongMemEval ``_abs`` questions form their
+own group, ``"abstention"``.
+
+Core functions: :func:`score_line`, :func:`score_qa_results`, :func:`write_qa_reports`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from ltm_agent.app.bench.datasets import Question
+from ltm_agent.app.bench.qa_metrics import exact_match, is_abstention, locomo_f1, normalize_answer, token_f1
+
+__all__ = [
+    "LOCOMO_CATEGORY_NAMES",
+    "QA_METRICS",
+    "line_group",
+    "score_line",
+    "score_qa_results",
+    "token_recall",
+    "write_qa_reports",
+]
+
+LOCOMO_CATEGORY_NAMES = {"1": "multi-hop", "2": "temporal", "3": "open-domain", "4": "single-hop", "5": "adversarial"}
+"""LoCoMo's category numbers by name."""
+QA_METRICS = (
+    "score", "f1", "exact_match", "token_recall", "abstention_accuracy", "judge_accuracy", "abstain_rate_answerable",
+)
+"""Metric names of ``summary.json`` (overall; groups carry the same names)."""
+
+
+def _unanswerable(dataset: str, category: str, question_id: str) -> bool:
+    return category == "5" if dataset == "locomo" else question_id.endswith("_abs")
+
+
+def line_group(row: Mapping[str, Any]) -> str:
+    """The breakdown group of a line: LoCoMo category; LongMemEval type, or ``"abstention"`` for ``_abs``."""
+    if row["dataset"] == "longmemeval" and str(row["question_id"]).endswith("_abs"):
+        return "abstention"
+    return str(row["category"])
+
+
+@lru_cache(maxsize=1)
+def _porter() -> Any:
+    from nltk.stem import PorterStemmer  # the stemmer of LoCoMo's F1
+
+    return PorterStemmer()
+
+
+def token_recall(prediction: str, gold: str) -> float:
+    """Share of the gold's stemmed tokens (as a multiset) that the prediction contains.
+
+    Says whether a long answer (an extracted sentence) holds the answer, which
+    F1 hides behind the sentence's length.
+
+    Example:
+        >>> token_recall("Ana: I finally tried that pottery class downtown.", "pottery class")
+        1.0
+    """
+    stem = _porter().stem
+    predicted = Counter(stem(w) for w in normalize_answer(prediction).split())
+    expected = Counter(stem(w) for w in normalize_answer(gold).split())
+    total = sum(expected.values())
+    return sum((predicted & expected).values()) / total if total else 0.0
+
+
+def score_line(row: Mapping[str, Any]) -> dict[str, float | None]:
+    """``score``, ``f1``, ``exact_match`` and ``token_recall`` of one results line, from its answer and gold.
+
+    Example:
+        >>> score_line({"dataset": "locomo", "category": "5", "question_id": "c/q1",
+        ...             "answer": "Not mentioned in memory.", "gold": "a dog", "judge": None})
+        {'score': 1.0, 'f1': 1.0, 'exact_match': None, 'token_recall': None}
+    """
+    dataset, category, answer, gold = row["dataset"], str(row["category"]), str(row["answer"]), str(row["gold"])
+    unanswerable = _unanswerable(dataset, category, str(row["question_id"]))
+    if dataset == "locomo":
+        f1 = locomo_f1(answer, gold, category)
+    elif unanswerable:
+        f1 = 1.0 if is_abstention(answer) else 0.0
+    else:
+        f1 = token_f1(answer, gold)
+    em = None if unanswerable else exact_match(answer, gold)
+    scope = gold.split(";")[0] if dataset == "locomo" and category == "3" else gold  # as LoCoMo's F1 does
+    recall = None if unanswerable else token_recall(answer, scope)
+    judge = row.get("judge")
+    score = float(judge) if judge is not None and dataset == "longmemeval" else f1
+    return {"score": score, "f1": f1, "exact_match": em, "token_recall": recall}
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return math.fsum(values) / len(values) if values else None
+
+
+def _percentile(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def _group_metrics(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    scored = [(row, score_line(row)) for row in rows]
+    answerable = [(r, s) for r, s in scored if s["exact_match"] is not None]
+    unanswerable = [s for _, s in scored if s["exact_match"] is None]
+    judged = [float(r["judge"]) for r, _ in scored if r.get("judge") is not None]
+    return {
+        "n": len(rows),
+        "score": _mean([s["score"] for _, s in scored]),  # type: ignore[misc]
+        "f1": _mean([s["f1"] for _, s in answerable]),  # type: ignore[misc]
+        "exact_match": _mean([s["exact_match"] for _, s in answerable]),  # type: ignore[misc]
+        "token_recall": _mean([s["token_recall"] for _, s in answerable]),  # type: ignore[misc]
+        "abstention_accuracy": _mean([s["score"] for s in unanswerable]),  # type: ignore[misc]
+        "judge_accuracy": _mean(judged),
+        "judged": len(judged),
+        "abstain_rate_answerable": _mean([float(bool(r.get("abstained"))) for r, _ in answerable]),
+    }
+
+
+def _read_lines(results: Path, questions: Sequence[Question], systems: Sequence[str]) -> dict[str, list[dict]]:
+    """The last line of each planned (system, question), per system."""
+    planned = {q.id for q in questions}
+    latest: dict[str, dict[str, dict]] = {name: {} for name in systems}
+    for line in results.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a crash
+        if row.get("system") in latest and row.get("question_id") in planned and "answer" in row:
+            latest[row["system"]][row["question_id"]] = row
+    return {name: list(rows.values()) for name, rows in latest.items()}
+
+
+def score_qa_results(results: Path, questions: Sequence[Question], systems: Sequence[str]) -> dict[str, Any]:
+    """Per system: QA metrics overall and per group, reader/judge tokens, latency, retrieval metrics."""
+    from ltm_agent.app.bench.report import score_results
+
+    retrieval = score_results(results, questions, systems)
+    scored: dict[str, Any] = {}
+    for name, rows in _read_lines(results, questions, systems).items():
+        groups: dict[str, list[dict]] = {}
+        for row in rows:
+            groups.setdefault(line_group(row), []).append(row)
+        overall = _group_metrics(rows)
+        prompt = sum(int(r["reader_tokens"]["prompt"]) for r in rows)
+        completion = sum(int(r["reader_tokens"]["completion"]) for r in rows)
+        scored[name] = {
+            "questions": overall.pop("n"),
+            "metrics": overall,
+            "by_category": {
+                g: _group_metrics(groups[g]) for g in sorted(groups, key=lambda g: (not g.isdigit(), g.zfill(4)))
+            },
+            "reader_tokens": {
+                "prompt": prompt,
+                "completion": completion,
+                "total": prompt + completion,
+                "mean_per_question": (prompt + completion) / len(rows) if rows else None,
+            },
+            "judge_tokens": sum(int(r.get("judge_tokens") or 0) for r in rows),
+            "reader_errors": sum(1 for r in rows if r.get("error")),
+            "context_tokens_mean": _mean([float(r["context_tokens"]) for r in rows]),
+            "context_items_mean": _mean([float(r["context_items"]) for r in rows]),
+            "latency_ms_p50": _percentile([float(r["latency_ms"]) for r in rows], 0.50),
+            "latency_ms_p95": _percentile([float(r["latency_ms"]) for r in rows], 0.95),
+            "reader_latency_ms_p50": _percentile([float(r["reader_latency_ms"]) for r in rows], 0.50),
+            "reader_latency_ms_p95": _percentile([float(r["reader_latency_ms"]) for r in rows], 0.95),
+            "retrieval_metrics": retrieval[name]["metrics"],
+        }
+    return scored
+
+
+def _label(dataset: str, group: str) -> str:
+    if dataset == "locomo" and group in LOCOMO_CATEGORY_NAMES:
+        return f"{group} {LOCOMO_CATEGORY_NAMES[group]}"
+    return group
+
+
+def _plot(dataset: str, scored: Mapping[str, Any], title: str, path: Path) -> None:
+    from ltm_agent.app.bench.report import pyplot
+
+    plt = pyplot()
+
+    groups = sorted({g for d in scored.values() for g in d["by_category"]}, key=lambda g: (not g.isdigit(), g.zfill(4)))
+    columns = [*groups, "overall"]
+    width = 0.8 / max(1, len(scored))
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.3 * len(columns)), 4.5))
+    top = 0.0
+    for i, (name, data) in enumerate(scored.items()):
+        values = [data["by_category"].get(g, {}).get("score") for g in groups] + [data["metrics"]["score"]]
+        heights = [v if v is not None else 0.0 for v in values]
+        top = max(top, *heights)
+        xs = [x + (i - (len(scored) - 1) / 2) * width for x in range(len(columns))]
+        bars = ax.bar(xs, heights, width, label=name)
+        ax.bar_label(bars, fmt="%.2f", fontsize=6, padding=1)
+    ax.set_xticks(range(len(columns)), [_label(dataset, c) for c in columns], rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("mean score (F1 / abstention / judge)")
+    ax.set_ylim(0, min(1.0, max(0.1, top * 1.2)))
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def write_qa_reports(
+    dataset: str, out_dir: Path, questions: Sequence[Question], systems: Sequence[str]
+) -> tuple[Path, Path]:
+    """Score ``out_dir/results.jsonl``; write ``summary.json``, ``report.md`` and ``qa_score_by_category.png``.
+
+    Systems the run could not build (``unavailable.json``) are not scored; their
+    reasons go to ``summary.json`` and a "Systems not run" section of ``report.md``.
+    """
+    from ltm_agent.app.bench.report import read_unavailable, unavailable_section
+
+    unavailable = read_unavailable(out_dir, systems)
+    scored = score_qa_results(out_dir / "results.jsonl", questions, [s for s in systems if s not in unavailable])
+    config = json.loads((out_dir / "qa_config.json").read_text()) if (out_dir / "qa_config.json").exists() else {}
+    ingest = json.loads((out_dir / "ingest.json").read_text()) if (out_dir / "ingest.json").exists() else {}
+    for name, data in scored.items():
+        if name in ingest:
+            data["ingest_seconds"] = ingest[name]["seconds"]
+    summary = {
+        "bench": "qa",
+        "dataset": dataset,
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "reader": config.get("reader"),
+        "budget_tokens": config.get("budget_tokens"),
+        "judge": config.get("judge"),
+        "questions": max((d["questions"] for d in scored.values()), default=0),
+        "systems": scored,
+        "unavailable": unavailable,
+    }
+    summary_path = out_dir / "summary.json"
+    summary_path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    reader, budget = summary["reader"], summary["budget_tokens"]
+    plot_path = out_dir / "qa_score_by_category.png"
+    title = f"{dataset}: answer score per category (reader {reader}, {budget} context tokens)"
+    _plot(dataset, scored, title, plot_path)
+
+    rows = [
+        [name, str(d["questions"])]
+        + [_fmt(d["metrics"][m]) for m in QA_METRICS]
+        + [_fmt(d["context_tokens_mean"], 0), str(d["reader_tokens"]["total"]),
+           _fmt(d["latency_ms_p50"], 1), _fmt(d["reader_latency_ms_p50"], 1)]
+        for name, d in scored.items()
+    ]
+    groups = sorted({g for d in scored.values() for g in d["by_category"]}, key=lambda g: (not g.isdigit(), g.zfill(4)))
+    group_rows = [
+        [name] + [_fmt(d["by_category"].get(g, {}).get("score")) for g in groups] for name, d in scored.items()
+    ]
+    reader_note = (
+        "`extractive-fallback`, the deterministic extractive reader (best-matching context sentence, verbatim; "
+        "abstains when none grounds; not a language model)"
+        if reader == "extractive-fallback" else f"the chat model `{reader}`"
+    )
+    judge_note = f"judge `{summary['judge']}`" if summary["judge"] else "no LLM judge (judge null; F1/exact match)"
+    report = "\n\n".join([
+        f"# QA benchmark: {dataset}",
+        (
+            f"Generated {summary['generated_at']} by `ltm-agent bench qa`; {summary['questions']} questions; "
+            f"reader: {reader_note}; context: each system's ranked items packed into {budget} cl100k tokens "
+            f"(stop at the first item that does not fit); {judge_note}."
+        ),
+        _table(["system", "n", *QA_METRICS, "ctx tokens", "reader tokens", "retrieval p50 ms", "reader p50 ms"], rows),
+        (
+            "`score`: official score over all questions (LoCoMo: per-category F1, category 5 = abstention; "
+            "LongMemEval: judge verdict when judged, else F1). `f1`, `exact_match`, `token_recall` (share of "
+            "gold tokens in the answer): answerable questions only."
+        ),
+        "## score by category",
+        _table(["system", *[_label(dataset, g) for g in groups]], group_rows),
+        f"![score by category]({plot_path.name})",
+        *unavailable_section(unavailable),
+    ])
+    report_path = out_dir / "report.md"
+    report_path.write_text(report + "\n", encoding="utf-8")
+    return summary_path, report_path

@@ -1,0 +1,191 @@
+"""Opening Chroma safely: directory checks, clients, the registry, error translation.
+
+Everything that decides whether a place is an ltm-agent store, and what a
+caller is told when it is not, lives here: a path that is a file or a
+non-Chroma directory, a corrupt ``chroma.sqlite3``, a Chroma directory written
+by something else (collections but no ``ltm-registry``), a store written with
+another embedder, an unreachable server. Raw ``chromadb`` errors never leave
+for these cases; they become :class:`~ltm_agent.errors.CorruptStoreError`,
+:class:`~ltm_agent.errors.EmbedderMismatchError` or
+:class:`~ltm_agent.errors.StoreConnectionError`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+from ltm_agent.embeddings import Embedder
+from ltm_agent.errors import (
+    CorruptStoreError,
+    EmbedderMismatchError,
+    InvalidInputError,
+    StoreConnectionError,
+    StoreError,
+)
+from ltm_agent.memory_stores.chroma.layout import (
+    REGISTRY,
+    SCHEMA_VERSION,
+    embedder_hint,
+    registry_metadata,
+)
+from ltm_agent.memory_stores.chroma.ops import CLIENT, MISSING, Call, Step
+
+__all__ = [
+    "check_embedder",
+    "check_store_dir",
+    "drop_cached_system",
+    "is_connection_error",
+    "open_registry",
+    "parse_server_url",
+    "settings",
+]
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def settings(**overrides: Any) -> Any:
+    """Chroma settings for every client we make: telemetry off (nothing phones home)."""
+    from chromadb.config import Settings
+
+    return Settings(anonymized_telemetry=False, **overrides)
+
+
+def check_store_dir(root: Path) -> None:
+    """Refuse paths Chroma would misuse: files, foreign directories, non-SQLite databases."""
+    if root.exists() and not root.is_dir():
+        raise CorruptStoreError(
+            f"{root} is a file, not a store directory; pass a directory path (it is created if missing)"
+        )
+    database = root / "chroma.sqlite3"
+    if root.is_dir() and not database.exists() and any(root.iterdir()):
+        raise CorruptStoreError(
+            f"{root} is not a Chroma directory (it has files but no chroma.sqlite3); "
+            f"pass an empty or new directory, e.g. {root / '.ltm'}"
+        )
+    if database.exists():
+        with database.open("rb") as handle:
+            header = handle.read(len(_SQLITE_MAGIC))
+        if header and header != _SQLITE_MAGIC:
+            raise CorruptStoreError(_corrupt_message(root, "chroma.sqlite3 is not an SQLite database"))
+        tables = _tables(database, root)
+        # Chroma migrates any SQLite file it is given; refuse one that another program wrote.
+        if tables and "migrations" not in tables:
+            raise CorruptStoreError(
+                f"{database} is an SQLite database of another program (tables: {', '.join(sorted(tables)[:5])}), "
+                f"not Chroma's; ltm-agent will not modify it: pass an empty or new directory"
+            )
+
+
+def _tables(database: Path, root: Path) -> set[str]:
+    """Table names, read without writing (a read-only connection)."""
+    try:
+        connection = sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True)
+        try:
+            rows = connection.execute("select name from sqlite_master where type = 'table'").fetchall()
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as exc:
+        raise CorruptStoreError(_corrupt_message(root, f"chroma.sqlite3 cannot be read ({exc})")) from exc
+    return {str(row[0]) for row in rows}
+
+
+def _corrupt_message(root: Path | str, what: str) -> str:
+    return (
+        f"the store at {root} is unreadable: {what}; restore it from a backup, "
+        f"or move the directory aside and let ltm-agent create a new store there"
+    )
+
+
+def corrupt(root: Path | str, exc: BaseException) -> CorruptStoreError:
+    return CorruptStoreError(_corrupt_message(root, f"Chroma failed to open it ({type(exc).__name__}: {exc})"))
+
+
+def drop_cached_system(identifier: str) -> None:
+    """Forget a Chroma system that failed to start, so the path can be opened again later."""
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    system = SharedSystemClient._identifier_to_system.pop(identifier, None)
+    SharedSystemClient._identifier_to_refcount.pop(identifier, None)
+    if system is not None:
+        try:
+            system.stop()
+        except Exception:  # noqa: BLE001 - it failed to start; stopping is best effort
+            pass
+
+
+def parse_server_url(url: str | None, host: str, port: int, ssl: bool) -> tuple[str, int, bool]:
+    """``http://host:port`` (or ``https://``) to ``(host, port, ssl)``; no URL keeps the arguments."""
+    if url is None:
+        return host, port, ssl
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInputError(f"server URL {url!r} must look like http://host:port or https://host:port")
+    secure = parts.scheme == "https"
+    return parts.hostname, parts.port or (443 if secure else 8000), secure
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    import httpx
+
+    return isinstance(exc, (httpx.TransportError, ConnectionError)) or "Could not connect" in str(exc)
+
+
+def connection_error(location: str, exc: BaseException) -> StoreConnectionError:
+    return StoreConnectionError(
+        f"cannot reach the Chroma server at {location} ({type(exc).__name__}: {exc}); "
+        f"start one with `chroma run --path <dir> --port <port>` or fix the URL"
+    )
+
+
+def server_error(location: str, exc: BaseException) -> StoreError:
+    if is_connection_error(exc):
+        return connection_error(location, exc)
+    return StoreError(
+        f"the Chroma server at {location} refused the connection ({type(exc).__name__}: {exc}); "
+        f"check the tenant and database exist and the headers carry valid credentials"
+    )
+
+
+def check_embedder(meta: Mapping[str, Any] | None, embedder: Embedder, what: str, location: str) -> None:
+    """Raise unless ``meta`` (collection metadata) was written by ltm-agent with ``embedder``."""
+    meta = meta or {}
+    stored, dim, schema = meta.get("ltm:embedder"), meta.get("ltm:dim"), meta.get("ltm:schema")
+    if stored is None or dim is None or schema is None:
+        raise CorruptStoreError(
+            f"{what} in {location} was not written by ltm-agent (no ltm:embedder record); "
+            f"use another path or database for ltm-agent and leave this data alone"
+        )
+    if int(schema) > SCHEMA_VERSION:
+        raise CorruptStoreError(
+            f"{what} in {location} uses layout version {schema}, newer than this ltm-agent "
+            f"understands ({SCHEMA_VERSION}); upgrade: pip install -U ltm-agent"
+        )
+    if stored != embedder.name or int(dim) != int(embedder.dimension):
+        raise EmbedderMismatchError(
+            f"{what} in {location} was written with embedder {stored!r} (dimension {dim}), "
+            f"but this store was opened with {embedder.name!r} (dimension {embedder.dimension}); "
+            f"vectors of different models cannot be mixed: reopen it with embedder="
+            f"{embedder_hint(str(stored))}, or use a new path/database for the new embedder"
+        )
+
+
+def open_registry(embedder: Embedder, location: str) -> Step:
+    """Find or create ``ltm-registry``; refuse foreign Chroma data and other embedders."""
+    registry = yield Call(CLIENT, "get_collection", {"name": REGISTRY, "embedding_function": None}, missing_ok=True)
+    if registry is MISSING:
+        existing = yield Call(CLIENT, "count_collections", {})
+        if existing:
+            raise CorruptStoreError(
+                f"{location} holds {existing} Chroma collection(s) but no {REGISTRY}: it belongs to "
+                f"another application, and ltm-agent will not write into it; use a new path or database"
+            )
+        registry = yield Call(
+            CLIENT,
+            "get_or_create_collection",
+            {"name": REGISTRY, "metadata": registry_metadata(embedder), "embedding_function": None},
+        )
+    check_embedder(registry.metadata, embedder, f"the store registry ({REGISTRY})", location)
+    return registry

@@ -1,0 +1,199 @@
+"""The I/O half of :class:`~ltm_agent.memory_stores.ChromaStore`: two drivers, one set of steps.
+
+The operations in :mod:`ltm_agent.memory_stores.chroma.ops` yield requests;
+:class:`ChromaDriver` answers them with the sync client (:meth:`ChromaDriver._run`)
+or the async one (:meth:`ChromaDriver._arun`). Both share collection-handle
+caching, embedder checks on every collection they open, and the translation of
+Chroma failures: a deleted collection behind a cached handle reruns the unit
+once with fresh handles; a lost server becomes
+:class:`~ltm_agent.errors.StoreConnectionError`; anything else a
+:class:`~ltm_agent.errors.StoreError`.
+
+Core types: :class:`ChromaDriver`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, Callable
+
+from ltm_agent.embeddings import Embedder
+from ltm_agent.errors import LTMError, StoreError
+from ltm_agent.memory_stores.chroma.connect import check_embedder, connection_error, is_connection_error
+from ltm_agent.memory_stores.chroma.layout import collection_metadata, collection_name
+from ltm_agent.memory_stores.chroma.ops import (
+    CLIENT,
+    MISSING,
+    REGISTRY_HANDLE,
+    Call,
+    Embed,
+    Forget,
+    KeywordCache,
+    Open,
+    Step,
+)
+from ltm_agent.namespaces import Namespace
+
+__all__ = ["ChromaDriver"]
+
+_HNSW = {"hnsw": {"space": "cosine"}}
+
+
+class _Stale(Exception):
+    """A cached collection handle points at a collection someone deleted."""
+
+
+class ChromaDriver:
+    """Runs operation steps against Chroma clients (base of ``ChromaStore``)."""
+
+    embedder: Embedder
+    location: str
+    _client: Any
+    _async_client: Any
+    _registry: Any
+    _aregistry: Any
+    _handles: dict[Namespace, Any]
+    _ahandles: dict[Namespace, Any]
+    _keyword: KeywordCache
+    _lock: threading.RLock
+    _ef: Any
+
+    # -- sync driver ------------------------------------------------------
+
+    def _run(self, make: Callable[[], Step]) -> Any:
+        for attempt in range(2):
+            step, value = make(), None
+            try:
+                while True:
+                    value = self._do(step.send(value))
+            except StopIteration as done:
+                return done.value
+            except _Stale:
+                step.close()
+                if attempt:
+                    raise StoreError(f"a collection in {self.location} keeps disappearing; retry later") from None
+        raise AssertionError("unreachable")
+
+    def _do(self, request: Any) -> Any:
+        if isinstance(request, Call):
+            method = getattr(self._target(request.target, self._client, self._registry), request.method)
+            try:
+                return method(**request.kwargs)
+            except Exception as exc:
+                return self._failed(request, exc, self._handles)
+        if isinstance(request, Open):
+            return self._open_collection(request)
+        if isinstance(request, Embed):
+            return self.embedder.embed_query(request.text)
+        if isinstance(request, Forget):
+            with self._lock:
+                self._handles.pop(request.namespace, None)
+            return None
+        raise AssertionError(f"unknown request {request!r}")
+
+    def _open_collection(self, request: Open) -> Any:
+        with self._lock:
+            handle = self._handles.get(request.namespace)
+            if handle is not None:
+                return handle
+            name = collection_name(request.namespace)
+            call = self._open_call(request, name)
+            try:
+                handle = getattr(self._client, call.method)(**call.kwargs)
+            except Exception as exc:
+                handle = self._failed(call, exc, self._handles)
+            if handle is MISSING:
+                return None
+            check_embedder(handle.metadata, self.embedder, f"collection {name}", self.location)
+            self._handles[request.namespace] = handle
+            return handle
+
+    # -- async driver (same steps, awaited I/O) ----------------------------
+
+    async def _arun(self, make: Callable[[], Step]) -> Any:
+        for attempt in range(2):
+            step, value = make(), None
+            try:
+                while True:
+                    value = await self._ado(step.send(value))
+            except StopIteration as done:
+                return done.value
+            except _Stale:
+                step.close()
+                if attempt:
+                    raise StoreError(f"a collection in {self.location} keeps disappearing; retry later") from None
+        raise AssertionError("unreachable")
+
+    async def _ado(self, request: Any) -> Any:
+        if isinstance(request, Call):
+            method = getattr(self._target(request.target, self._async_client, self._aregistry), request.method)
+            try:
+                return await method(**request.kwargs)
+            except Exception as exc:
+                return self._failed(request, exc, self._ahandles)
+        if isinstance(request, Open):
+            return await self._aopen_collection(request)
+        if isinstance(request, Embed):
+            return await asyncio.to_thread(self.embedder.embed_query, request.text)
+        if isinstance(request, Forget):
+            self._ahandles.pop(request.namespace, None)
+            return None
+        raise AssertionError(f"unknown request {request!r}")
+
+    async def _aopen_collection(self, request: Open) -> Any:
+        handle = self._ahandles.get(request.namespace)
+        if handle is not None:
+            return handle
+        name = collection_name(request.namespace)
+        call = self._open_call(request, name)
+        try:
+            handle = await getattr(self._async_client, call.method)(**call.kwargs)
+        except Exception as exc:
+            handle = self._failed(call, exc, self._ahandles)
+        if handle is MISSING:
+            return None
+        check_embedder(handle.metadata, self.embedder, f"collection {name}", self.location)
+        self._ahandles[request.namespace] = handle
+        return handle
+
+    # -- shared by both drivers --------------------------------------------
+
+    def _open_call(self, request: Open, name: str) -> Call:
+        if request.create:
+            kwargs = {
+                "name": name,
+                "metadata": collection_metadata(request.namespace, self.embedder),
+                "configuration": _HNSW,
+                "embedding_function": self._ef,
+            }
+            return Call(CLIENT, "get_or_create_collection", kwargs)
+        return Call(CLIENT, "get_collection", {"name": name, "embedding_function": None}, missing_ok=True)
+
+    @staticmethod
+    def _target(target: Any, client: Any, registry: Any) -> Any:
+        if target == CLIENT:
+            return client
+        if target == REGISTRY_HANDLE:
+            return registry
+        return target
+
+    def _failed(self, request: Call, exc: Exception, handles: dict[Namespace, Any]) -> Any:
+        """Translate a Chroma failure: MISSING, a retry of the unit, or an LTMError."""
+        from chromadb.errors import NotFoundError
+
+        if isinstance(exc, LTMError):
+            raise exc
+        if isinstance(exc, NotFoundError):
+            if request.missing_ok:
+                return MISSING
+            if request.target not in (CLIENT, REGISTRY_HANDLE):
+                with self._lock:
+                    handles.clear()
+                self._keyword.clear()
+                raise _Stale() from exc
+        if is_connection_error(exc):
+            raise connection_error(self.location, exc) from exc
+        raise StoreError(
+            f"Chroma {request.method} failed on {self.location} ({type(exc).__name__}: {exc})"
+        ) from exc

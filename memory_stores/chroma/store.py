@@ -1,0 +1,435 @@
+"""The Chroma store: one collection per namespace, a registry, a BM25 side index.
+
+Open a store with a factory, never the constructor:
+
+* :meth:`ChromaStore.persistent` - a directory on disk (embedded, one process).
+* :meth:`ChromaStore.ephemeral` - in memory, for tests and notebooks.
+* :meth:`ChromaStore.server` - a Chroma server over HTTP (sync client).
+* :meth:`ChromaStore.aserver` - the same with an async client, so ``abatch``
+  awaits the network instead of borrowing a thread.
+
+An embedded ``PersistentClient`` is single-process: several processes that
+share memory must go through a Chroma server (``chroma run --path <dir>``).
+Inside one process the store is thread-safe.
+
+Core types: :class:`ChromaStore`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from pathlib import Path
+from typing import Any, Callable, NamedTuple, Sequence
+
+import numpy as np
+
+from ltm_agent.dates import utcnow
+from ltm_agent.embeddings import Embedder, MiniLMEmbedder
+from ltm_agent.errors import LTMError, StoreError
+from ltm_agent.memory_stores.chroma import ops as ops_
+from ltm_agent.memory_stores.chroma.connect import (
+    check_store_dir,
+    corrupt,
+    drop_cached_system,
+    open_registry,
+    parse_server_url,
+    server_error,
+    settings,
+)
+from ltm_agent.memory_stores.chroma.driver import ChromaDriver
+from ltm_agent.memory_stores.chroma.embedding_function import MiniLMEmbeddingFunction  # registers it with Chroma
+from ltm_agent.memory_stores.chroma.layout import to_micros
+from ltm_agent.memory_stores.chroma.ops import Step
+from ltm_agent.namespaces import Namespace
+from ltm_agent.records import StoredItem
+from ltm_agent.store import (
+    CountOp,
+    DeleteOp,
+    GetOp,
+    ListNamespacesOp,
+    ListOp,
+    MemoryStore,
+    Op,
+    PutOp,
+    Result,
+    SearchOp,
+)
+
+__all__ = ["ChromaStore"]
+
+class _Unit(NamedTuple):
+    make: Callable[[], Step]
+    slot: int | None  # where its result goes; None for puts (their result is None)
+
+
+class ChromaStore(ChromaDriver, MemoryStore):
+    """A :class:`~ltm_agent.store.MemoryStore` on Chroma.
+
+    Vectors are computed by the store's embedder (one ``embed`` call per
+    batch of puts) and handed to Chroma; collections use cosine space, so a
+    dense score is ``1 - cosine distance``. Keyword search runs BM25 over an
+    in-process index per namespace, rebuilt from Chroma whenever the
+    namespace's revision token changes (another client wrote), so it is
+    consistent after a restart and across clients of one server.
+
+    Puts to one namespace in one batch are a single Chroma upsert, which is
+    atomic up to Chroma's maximum batch size (``client.get_max_batch_size()``,
+    5461 for embedded Chroma); a batch that fails validation writes nothing.
+
+    Example:
+        >>> from ltm_agent.embeddings import HashingEmbedder
+        >>> from ltm_agent.records import StoredItem
+        >>> with ChromaStore.ephemeral(embedder=HashingEmbedder()) as store:
+        ...     store.put([StoredItem(("user-1",), "m1", "I moved to Lisbon in May")])
+        ...     [hit.item.id for hit in store.search(("user-1",), "Lisbon", mode="keyword")]
+        ['m1']
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        embedder: Embedder,
+        location: str,
+        async_client: Any = None,
+        cleanup: Callable[[], None] | None = None,
+    ) -> None:
+        """Wrap opened clients; use the factories, which also check the store."""
+        self.embedder = embedder
+        self.embedder_name = embedder.name
+        self.location = location
+        self._client = client
+        self._async_client = async_client
+        self._cleanup = cleanup
+        self._registry: Any = None
+        self._aregistry: Any = None
+        self._handles: dict[Namespace, Any] = {}
+        self._ahandles: dict[Namespace, Any] = {}
+        self._keyword = ops_.KeywordCache()
+        self._lock = threading.RLock()
+        self._closed = False
+        self._max_batch = 5461
+        # Attached to MiniLM collections so they describe themselves to Chroma tools.
+        self._ef: Any = None
+        if isinstance(embedder, MiniLMEmbedder):
+            self._ef = MiniLMEmbeddingFunction(batch_size=embedder.batch_size, max_length=embedder.max_length)
+
+    # -- factories --------------------------------------------------------
+
+    @classmethod
+    def persistent(cls, path: str | Path = ".ltm", *, embedder: Embedder | None = None) -> ChromaStore:
+        """Open (or create) a store in a directory, embedded in this process.
+
+        Args:
+            path: The store directory; created if missing. It must be new,
+                empty, or a store ltm-agent wrote.
+            embedder: Defaults to :class:`~ltm_agent.embeddings.MiniLMEmbedder`.
+                Reopen a store with the embedder that wrote it.
+
+        Raises:
+            CorruptStoreError: The path is a file, a non-Chroma directory, a
+                corrupt database, or Chroma data of another application.
+            EmbedderMismatchError: The store was written with another embedder.
+
+        Example:
+            >>> import tempfile
+            >>> from ltm_agent.embeddings import HashingEmbedder
+            >>> with ChromaStore.persistent(tempfile.mkdtemp(), embedder=HashingEmbedder()) as store:
+            ...     store.count(("user-1",))
+            0
+        """
+        import chromadb
+
+        embedder = embedder if embedder is not None else MiniLMEmbedder()
+        root = Path(path).expanduser().resolve()
+        check_store_dir(root)
+        try:
+            client = chromadb.PersistentClient(path=str(root), settings=settings())
+        except Exception as exc:
+            drop_cached_system(str(root))
+            raise corrupt(root, exc) from exc
+        store = cls(client, embedder=embedder, location=str(root))
+        store._open(lambda exc: corrupt(root, exc))
+        return store
+
+    @classmethod
+    def ephemeral(cls, *, embedder: Embedder | None = None) -> ChromaStore:
+        """An in-memory store that vanishes on :meth:`close` (each one is isolated).
+
+        Chroma shares one in-memory system per process, so every ephemeral
+        store gets its own Chroma database, dropped when the store closes.
+        """
+        import chromadb
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        embedder = embedder if embedder is not None else MiniLMEmbedder()
+        running = SharedSystemClient._identifier_to_system.get("ephemeral")
+        config = running.settings if running is not None else settings(is_persistent=False)
+        database = f"ltm-{uuid.uuid4().hex}"
+        admin = chromadb.AdminClient(config)
+        admin.create_database(database)
+        client = chromadb.EphemeralClient(settings=config, database=database)
+
+        def cleanup() -> None:
+            try:
+                admin.delete_database(database)
+            finally:
+                SharedSystemClient._release_system(admin._identifier)
+
+        store = cls(client, embedder=embedder, location=f"ephemeral database {database}", cleanup=cleanup)
+        store._open(lambda exc: StoreError(f"could not set up an ephemeral Chroma store: {exc}"))
+        return store
+
+    @classmethod
+    def server(
+        cls,
+        url: str | None = None,
+        *,
+        host: str = "localhost",
+        port: int = 8000,
+        ssl: bool = False,
+        headers: dict[str, str] | None = None,
+        tenant: str | None = None,
+        database: str | None = None,
+        embedder: Embedder | None = None,
+    ) -> ChromaStore:
+        """Connect to a Chroma server (``chroma run``); ``abatch`` runs ``batch`` in a thread.
+
+        Args:
+            url: ``http://host:port`` or ``https://host:port``; overrides
+                ``host``/``port``/``ssl``.
+            headers: Extra HTTP headers (e.g. an auth token).
+            tenant: Chroma tenant (default: Chroma's default tenant).
+            database: Chroma database (default: Chroma's default database).
+            embedder: Defaults to :class:`~ltm_agent.embeddings.MiniLMEmbedder`.
+
+        Raises:
+            StoreConnectionError: The server cannot be reached.
+
+        Example:
+            >>> store = ChromaStore.server("http://localhost:8000")  # doctest: +SKIP
+        """
+        embedder = embedder if embedder is not None else MiniLMEmbedder()
+        client, location = cls._http_client(url, host, port, ssl, headers, tenant, database)
+        store = cls(client, embedder=embedder, location=location)
+        store._open(lambda exc: server_error(location, exc))
+        return store
+
+    @classmethod
+    async def aserver(
+        cls,
+        url: str | None = None,
+        *,
+        host: str = "localhost",
+        port: int = 8000,
+        ssl: bool = False,
+        headers: dict[str, str] | None = None,
+        tenant: str | None = None,
+        database: str | None = None,
+        embedder: Embedder | None = None,
+    ) -> ChromaStore:
+        """Like :meth:`server`, plus an async client: ``abatch`` is truly async.
+
+        Sync calls keep working through a second, sync client.
+
+        Example:
+            >>> store = await ChromaStore.aserver("http://localhost:8000")  # doctest: +SKIP
+        """
+        import chromadb
+        from chromadb.config import DEFAULT_DATABASE, DEFAULT_TENANT
+
+        embedder = embedder if embedder is not None else MiniLMEmbedder()
+        client, location = await asyncio.to_thread(
+            cls._http_client, url, host, port, ssl, headers, tenant, database
+        )
+        host, port, ssl = parse_server_url(url, host, port, ssl)
+        try:
+            async_client = await chromadb.AsyncHttpClient(
+                host=host,
+                port=port,
+                ssl=ssl,
+                headers=headers,
+                tenant=tenant or DEFAULT_TENANT,
+                database=database or DEFAULT_DATABASE,
+                settings=settings(),
+            )
+        except Exception as exc:
+            client.close()
+            raise server_error(location, exc) from exc
+        store = cls(client, embedder=embedder, location=location, async_client=async_client)
+        await asyncio.to_thread(store._open, lambda exc: server_error(location, exc))
+        try:
+            store._aregistry = await store._arun(lambda: open_registry(embedder, location))
+        except Exception:
+            store.close()
+            raise
+        return store
+
+    @staticmethod
+    def _http_client(
+        url: str | None,
+        host: str,
+        port: int,
+        ssl: bool,
+        headers: dict[str, str] | None,
+        tenant: str | None,
+        database: str | None,
+    ) -> tuple[Any, str]:
+        import chromadb
+        from chromadb.config import DEFAULT_DATABASE, DEFAULT_TENANT
+
+        host, port, ssl = parse_server_url(url, host, port, ssl)
+        location = f"{'https' if ssl else 'http'}://{host}:{port}"
+        try:
+            client = chromadb.HttpClient(
+                host=host,
+                port=port,
+                ssl=ssl,
+                headers=headers,
+                tenant=tenant or DEFAULT_TENANT,
+                database=database or DEFAULT_DATABASE,
+                settings=settings(),
+            )
+        except Exception as exc:
+            raise server_error(location, exc) from exc
+        return client, location
+
+    def _open(self, wrap: Callable[[Exception], LTMError]) -> None:
+        """Check the registry (creating it in a new store); close and raise on failure."""
+        try:
+            self._max_batch = int(self._client.get_max_batch_size())
+            self._registry = self._run(lambda: open_registry(self.embedder, self.location))
+        except LTMError:
+            self.close()
+            raise
+        except Exception as exc:
+            self.close()
+            raise wrap(exc) from exc
+
+    def close(self) -> None:
+        """Release the clients; a persistent directory can then be reopened in this process."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._handles.clear()
+            self._ahandles.clear()
+            self._keyword.clear()
+        try:
+            if self._cleanup is not None:
+                self._cleanup()
+        finally:
+            self._client.close()  # last client of a path stops its system and frees the cache
+            if self._async_client is not None:
+                from chromadb.api.shared_system_client import SharedSystemClient
+
+                SharedSystemClient._identifier_to_system.pop(self._async_client._identifier, None)
+
+    # -- primitives -------------------------------------------------------
+
+    def batch(self, ops: Sequence[Op]) -> list[Result]:
+        """Run operations in order; a bad op anywhere means nothing runs."""
+        checked = self._checked(ops)
+        vectors = self._embed_puts(checked)
+        results: list[Result] = [None] * len(checked)
+        for unit in self._plan(checked, vectors):
+            value = self._run(unit.make)
+            if unit.slot is not None:
+                results[unit.slot] = value
+        return results
+
+    def warm(self, namespace: Namespace) -> None:
+        """Build the namespace's keyword side index now (when it is not current).
+
+        A bulk ingest ends with this, so the first keyword search after it
+        does not pay for reading the namespace back and indexing it.
+        """
+        checked = self._checked([CountOp(tuple(namespace))])[0].namespace
+        self._run(lambda: ops_.warm(checked, self._keyword))
+
+    async def awarm(self, namespace: Namespace) -> None:
+        """Async twin of :meth:`warm`."""
+        if self._async_client is None:
+            await asyncio.to_thread(self.warm, namespace)
+            return
+        checked = self._checked([CountOp(tuple(namespace))])[0].namespace
+        await self._arun(lambda: ops_.warm(checked, self._keyword))
+
+    async def abatch(self, ops: Sequence[Op]) -> list[Result]:
+        """Async twin of :meth:`batch`.
+
+        On a store from :meth:`aserver` the I/O is awaited on Chroma's async
+        client. Embedded stores (and :meth:`server`) have no async client, so
+        this runs :meth:`batch` in a worker thread (``asyncio.to_thread``).
+        """
+        if self._async_client is None:
+            return await asyncio.to_thread(self.batch, ops)
+        checked = self._checked(ops)
+        vectors = await asyncio.to_thread(self._embed_puts, checked)
+        results: list[Result] = [None] * len(checked)
+        for unit in self._plan(checked, vectors):
+            value = await self._arun(unit.make)
+            if unit.slot is not None:
+                results[unit.slot] = value
+        return results
+
+    # -- planning (no I/O) ------------------------------------------------
+
+    def _checked(self, ops: Sequence[Op]) -> list[Op]:
+        if self._closed:
+            raise StoreError(f"the store at {self.location} is closed; open it again with a ChromaStore factory")
+        return self.validate_ops(ops)
+
+    def _embed_puts(self, ops: Sequence[Op]) -> np.ndarray:
+        return self.vectors_for([op.item for op in ops if isinstance(op, PutOp)])
+
+    def _plan(self, ops: Sequence[Op], vectors: np.ndarray) -> list[_Unit]:
+        """One unit per op, except that a run of puts becomes one upsert per namespace."""
+        units: list[_Unit] = []
+        now_us = to_micros(utcnow())  # one write time per batch
+        run: dict[Namespace, dict[str, tuple[StoredItem, np.ndarray]]] = {}
+        row = 0
+
+        def flush() -> None:
+            for namespace, rows in run.items():
+                items = [item for item, _ in rows.values()]
+                matrix = np.stack([vector for _, vector in rows.values()])
+                units.append(_Unit(self._put_maker(namespace, items, matrix, now_us), None))
+            run.clear()
+
+        for slot, op in enumerate(ops):
+            if isinstance(op, PutOp):
+                # The last write of an id in a run wins, as if the puts ran one by one.
+                rows = run.setdefault(op.item.namespace, {})
+                rows.pop(op.item.id, None)
+                rows[op.item.id] = (op.item, vectors[row])
+                row += 1
+                continue
+            flush()
+            units.append(_Unit(self._op_maker(op), slot))
+        flush()
+        return units
+
+    def _put_maker(
+        self, namespace: Namespace, items: list[StoredItem], matrix: np.ndarray, now_us: int
+    ) -> Callable[[], Step]:
+        return lambda: ops_.put_namespace(namespace, items, matrix, now_us, self._max_batch, self._keyword)
+
+    def _op_maker(self, op: Op) -> Callable[[], Step]:
+        if isinstance(op, GetOp):
+            return lambda: ops_.get(op)
+        if isinstance(op, SearchOp):
+            if op.mode == "keyword":
+                return lambda: ops_.keyword_search(op, self._keyword)
+            return lambda: ops_.dense_search(op, self._keyword)
+        if isinstance(op, ListOp):
+            return lambda: ops_.list_items(op)
+        if isinstance(op, DeleteOp):
+            return lambda: ops_.delete(op, self._keyword)
+        if isinstance(op, CountOp):
+            return lambda: ops_.count(op)
+        if isinstance(op, ListNamespacesOp):
+            return lambda: ops_.list_namespaces(op)
+        raise AssertionError(f"unhandled op {op!r}")  # validate_ops rejects unknown ops

@@ -1,0 +1,116 @@
+"""CI slice of ``ltm-agent bench retrieval``: the mini data sets end to end with the hashing embedder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ltm_agent.app.bench.datasets import load_questions
+from ltm_agent.app.bench.report import score_results
+from ltm_agent.app.bench.retrieval_bench import run_retrieval_bench
+from ltm_agent.embeddings import HashingEmbedder
+
+DATA = Path(__file__).parents[1] / "data"
+SYSTEMS = ("dense-turn", "bm25-turn", "ltm")
+LINE_KEYS = {"system", "dataset", "question_id", "category", "retrieved", "latency_ms"}
+ITEM_KEYS = {"id", "text", "tokens", "sources", "score"}
+
+
+@pytest.fixture(scope="module")
+def locomo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("retrieval-locomo")
+    run_retrieval_bench(
+        "locomo", DATA / "mini_locomo.json", out, systems=SYSTEMS, embedder=HashingEmbedder(64), progress=False
+    )
+    return out
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in (path / "results.jsonl").read_text().splitlines()]
+
+
+def test_writes_the_contract_files(locomo_run: Path) -> None:
+    for name in ("results.jsonl", "summary.json", "report.md", "recall_vs_budget.png", "ingest.json", "speed.json"):
+        assert (locomo_run / name).is_file(), name
+    assert (locomo_run / "recall_vs_budget.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_lines_follow_the_contract(locomo_run: Path) -> None:
+    lines = _lines(locomo_run)
+    questions = load_questions(DATA / "mini_locomo.json", "locomo")
+    assert len(lines) == len(questions) * len(SYSTEMS)
+    assert {(r["system"], r["question_id"]) for r in lines} == {(s, q.id) for s in SYSTEMS for q in questions}
+    for row in lines:
+        assert set(row) == LINE_KEYS
+        assert row["dataset"] == "locomo"
+        for item in row["retrieved"]:
+            assert set(item) == ITEM_KEYS
+            assert isinstance(item["tokens"], int) and item["sources"]
+
+
+def test_summary_names_the_contract_metrics(locomo_run: Path) -> None:
+    summary = json.loads((locomo_run / "summary.json").read_text())
+    assert set(summary["systems"]) == set(SYSTEMS)
+    metrics = summary["systems"]["ltm"]["metrics"]
+    for name in ("recall@256t", "recall@1024t", "recall@4096t", "recall_all@1024t", "recall@5", "recall_all@10",
+                 "ndcg@10"):
+        assert name in metrics
+    assert set(summary["systems"]["ltm"]["by_category"]) <= {"1", "2", "3", "4"}
+
+
+def test_rescoring_results_equals_summary(locomo_run: Path) -> None:
+    summary = json.loads((locomo_run / "summary.json").read_text())
+    questions = load_questions(DATA / "mini_locomo.json", "locomo")
+    rescored = json.loads(json.dumps(score_results(locomo_run / "results.jsonl", questions, SYSTEMS)))
+    for name in SYSTEMS:
+        for key in ("questions", "metrics", "by_category", "mean_context_tokens"):
+            assert rescored[name][key] == summary["systems"][name][key]
+
+
+def test_resume_redoes_only_missing_and_cut_lines(tmp_path: Path) -> None:
+    data = DATA / "mini_longmemeval.jsonl"
+    run_retrieval_bench("longmemeval", data, tmp_path, systems=("bm25-turn",), embedder=HashingEmbedder(64),
+                        progress=False)
+    lines = (tmp_path / "results.jsonl").read_text().splitlines()
+    kept, cut = lines[:-2], lines[-2][:25]  # the last line lost, the one before cut by a "crash"
+    (tmp_path / "results.jsonl").write_text("\n".join(kept) + "\n" + cut)
+    run_retrieval_bench("longmemeval", data, tmp_path, systems=("bm25-turn",), embedder=HashingEmbedder(64),
+                        progress=False)
+    after = (tmp_path / "results.jsonl").read_text().splitlines()
+    assert after[: len(kept)] == kept and after[len(kept)] == cut
+    redone = [json.loads(line) for line in after[len(kept) + 1 :]]
+    assert sorted(r["question_id"] for r in redone) == sorted(json.loads(line)["question_id"] for line in lines[-2:])
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["systems"]["bm25-turn"]["questions"] == 2  # the _abs question is not scored
+    assert "session_recall_all@5" in summary["systems"]["bm25-turn"]["metrics"]
+
+
+def test_cli_bench_retrieval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ltm_agent.app.bench import retrieval_bench
+    from ltm_agent.app.cli import app
+
+    monkeypatch.setattr(retrieval_bench, "default_embedder", lambda: HashingEmbedder(64))
+    result = CliRunner().invoke(app, [
+        "bench", "retrieval", "--dataset", "locomo", "--data", str(DATA / "mini_locomo.json"),
+        "--out", str(tmp_path), "--systems", "dense-turn,bm25-turn", "--limit", "4",
+    ])
+    assert result.exit_code == 0, result.output
+    assert len(_lines(tmp_path)) == 8
+    assert "# Retrieval benchmark: locomo" in result.output
+
+
+def test_bench_docs_page_is_built_from_run_folders(tmp_path: Path) -> None:
+    from ltm_agent.app.bench.docs_page import write_benchmarks_page
+
+    run = tmp_path / "locomo"
+    run.mkdir()
+    (run / "report.md").write_text("# Retrieval benchmark: locomo\n\n| a |\n|---|\n| 1 |\n\n![plot](plot.png)\n")
+    (run / "plot.png").write_bytes(b"\x89PNG fake")
+    (run / "summary.json").write_text('{"generated_at": "2026-01-01T00:00:00+00:00"}')
+    page = write_benchmarks_page([run], tmp_path / "docs" / "benchmarks.md").read_text()
+    assert "## Retrieval benchmark: locomo" in page and "(img/locomo-plot.png)" in page
+    assert (tmp_path / "docs" / "img" / "locomo-plot.png").exists()
+    assert "generated 2026-01-01" in page

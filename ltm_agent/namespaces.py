@@ -5,7 +5,7 @@ and write in ltm-agent is scoped to exactly one namespace (or, for listing, to a
 prefix of one); stores enforce this, never callers.
 
 Core types: :data:`Namespace`, :func:`validate_namespace`,
-:func:`namespace_key`, :func:`parse_namespace`.
+:func:`namespace_key`, :func:`parse_namespace`, :func:`format_namespace`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from ltm_agent.errors import InvalidNamespaceError, describe
 __all__ = [
     "MAX_DEPTH",
     "Namespace",
+    "format_namespace",
     "namespace_digest",
     "namespace_key",
     "parse_namespace",
@@ -62,10 +63,22 @@ def validate_namespace(namespace: object, *, allow_empty: bool = False) -> Names
             f"a namespace has at most {MAX_DEPTH} labels, got {len(labels)}: {labels!r}"
         )
     for label in labels:
+        if isinstance(label, str) and "/" in label and _LABEL.match(label.replace("/", "-")):
+            # The one place '/' means anything is the CLI's text form; say so instead of a bare refusal.
+            raise InvalidNamespaceError(
+                f"namespace label {describe(label)} contains '/': labels cannot hold slashes; pass the labels "
+                f"separately, e.g. {tuple(label.split('/'))!r}, or parse the text form with parse_namespace({label!r})"
+            )
         if not isinstance(label, str) or not _LABEL.match(label):
             raise InvalidNamespaceError(
                 f"namespace label {describe(label)} is invalid: labels are 1-128 characters "
                 f"of letters, digits and _ . @ : + = - (no spaces or slashes)"
+            )
+        if not label.strip("."):
+            # '.' and '..' read as paths in the CLI form and in file names made from namespaces.
+            raise InvalidNamespaceError(
+                f"namespace label {describe(label)} is invalid: a label cannot be made only of dots "
+                f"('.' and '..' look like paths); use a name such as 'user-42'"
             )
     return labels
 
@@ -76,12 +89,25 @@ def namespace_key(namespace: Namespace) -> str:
 
 
 def parse_namespace(text: str) -> Namespace:
-    """Parse a namespace from ``a/b/c`` (CLI form) or its JSON form.
+    """Parse a namespace from its text form ``a/b/c`` or its JSON form ``["a", "b"]``.
+
+    This is the one text parser: the CLI, the inspector and export/import use it, and
+    the result goes through :func:`validate_namespace`, the same rule the API applies
+    to tuples. ``/`` separates labels; an empty label (``a//b``, ``/a``, ``a/``) and a
+    label made only of dots (``..``) are refused.
+
+    Raises:
+        InvalidNamespaceError: With the offending text and the rule.
 
     Example:
         >>> parse_namespace("user-42/agent-a")
         ('user-42', 'agent-a')
     """
+    if not isinstance(text, str):
+        raise InvalidNamespaceError(
+            f"parse_namespace() takes the text form 'user-42/agent-a', got {describe(text)}; "
+            f"pass a tuple to the API directly"
+        )
     stripped = text.strip()
     if stripped.startswith("["):
         try:
@@ -91,7 +117,23 @@ def parse_namespace(text: str) -> Namespace:
                 f"namespace {stripped!r} looks like JSON but does not parse: {exc.msg}"
             ) from exc
         return validate_namespace(value)
-    return validate_namespace(tuple(part for part in stripped.split("/")))
+    parts = tuple(stripped.split("/"))
+    if any(not part for part in parts):
+        raise InvalidNamespaceError(
+            f"namespace {text!r} has an empty label: write labels joined by single '/', "
+            f"e.g. 'user-42' or 'user-42/agent-a'"
+        )
+    return validate_namespace(parts)
+
+
+def format_namespace(namespace: Namespace) -> str:
+    """The text form of a namespace, the inverse of :func:`parse_namespace`.
+
+    Example:
+        >>> format_namespace(("user-42", "agent-a"))
+        'user-42/agent-a'
+    """
+    return "/".join(namespace)
 
 
 def namespace_digest(namespace: Namespace, length: int = 16) -> str:

@@ -58,7 +58,9 @@ def test_wheel_has_one_import_root(tmp_path: Path) -> None:
     roots = {n.split("/")[0] for n in names if not n.split("/")[0].endswith((".dist-info", ".data"))}
     assert roots == {"ltm_agent"}
     for required in (
-        "ltm_agent/memory_stores/chroma.py",
+        "ltm_agent/memory_stores/chroma/store.py",
+            "ltm_agent/app/cli.py",
+            "ltm_agent/paging/context.py",
         "ltm_agent/memory_stores/memory.py",
         "ltm_agent/plugins/langgraph/__init__.py",
         "ltm_agent/plugins/llamaindex/__init__.py",
@@ -68,3 +70,19 @@ def test_wheel_has_one_import_root(tmp_path: Path) -> None:
         assert required in names, required
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "ltm-agent = ltm_agent.app.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+def test_every_package_on_disk_is_installed() -> None:
+    # A package missing from pyproject's explicit list installs from a checkout (editable) but not
+    # from the wheel: catch it here, not in a user's ImportError.
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
+    roots = {ROOT / "ltm_agent": "ltm_agent", ROOT / "memory_stores": "ltm_agent.memory_stores",
+             ROOT / "plugins": "ltm_agent.plugins"}
+    on_disk = {
+        ".".join([name, *init.parent.relative_to(folder).parts])
+        for folder, name in roots.items()
+        for init in folder.rglob("__init__.py")
+    }
+    assert on_disk - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"

@@ -285,7 +285,11 @@ class HybridRetriever:
             for mode, units, _ in modes
         ]
         out: list[tuple[list[ScoredItem], float]] = []
-        for (_, units, weight), found in zip(modes, self.store.batch(ops), strict=True):
+        for (mode, units, weight), found in zip(modes, self.store.batch(ops), strict=True):
+            if mode == "dense":
+                # No similarity is no evidence: hits at cosine <= 0 would all tie, share rank 1
+                # in fusion and bury what keyword search did find.
+                found = [s for s in found if s.score > 0.0]
             groups = [[u] for u in units] if self.config.split_units else [list(units)]
             for group in groups:
                 out.append(([s for s in found if s.item.metadata.get("kind") in group][:limit], weight))

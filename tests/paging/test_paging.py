@@ -493,11 +493,11 @@ def test_constructor_does_no_io() -> None:
     ctx = PagedContext(NoIOStore(), NS, window_tokens=1000)
     paging_tools(ctx)
     with pytest.raises(InvalidInputError, match="warning"):
-        PagedContext(InMemoryStore(), NS, window_tokens=1000, warning=0.9, flush=0.8)
+        PagedContext(InMemoryStore(embedder=HashingEmbedder()), NS, window_tokens=1000, warning=0.9, flush=0.8)
     with pytest.raises(InvalidInputError, match="window_tokens"):
-        PagedContext(InMemoryStore(), NS, window_tokens=10)
+        PagedContext(InMemoryStore(embedder=HashingEmbedder()), NS, window_tokens=10)
     with pytest.raises(InvalidInputError, match="label"):
-        PagedContext(InMemoryStore(), NS, window_tokens=1000, blocks={"Bad Label": 10})
+        PagedContext(InMemoryStore(embedder=HashingEmbedder()), NS, window_tokens=1000, blocks={"Bad Label": 10})
 
 
 def test_chroma_store_backs_paging() -> None:

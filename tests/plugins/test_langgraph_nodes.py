@@ -113,12 +113,13 @@ def test_public_surface_is_pinned() -> None:
         "PagingNode",
         "embedder_from_index",
         "memory_tools",
+        "paging_tools",
         "with_memory",
     ]
     assert all(hasattr(plugin, name) for name in plugin.__all__)
 
 
-@pytest.mark.parametrize("module", ["_codec", "nodes", "paging", "store", "tools", "wrap", "write"])
+@pytest.mark.parametrize("module", ["_codec", "read", "paging", "store", "tools", "wrap", "write"])
 def test_docstring_examples_run(module: str) -> None:
     import doctest
     import importlib

@@ -20,6 +20,7 @@ LTMError
 ├── StoreError (RuntimeError)
 │   ├── CorruptStoreError                 unreadable or foreign Chroma directory
 │   ├── EmbedderMismatchError             reopening a store with another embedder
+│   ├── StoreInUseError                   an embedded store directory open in another process
 │   └── StoreConnectionError (ConnectionError)
 ├── EmbeddingModelError (RuntimeError)     offline model missing or tampered
 ├── ModelError (RuntimeError)              an LLM-dependent step failed
@@ -54,6 +55,7 @@ __all__ = [
     "NotFoundError",
     "StoreConnectionError",
     "StoreError",
+    "StoreInUseError",
     "TextTooLargeError",
     "UnsupportedOperationError",
     "describe",
@@ -121,8 +123,12 @@ class EmbedderMismatchError(StoreError):
     """A persisted collection was written with another embedder than the one given."""
 
 
+class StoreInUseError(StoreError):
+    """An embedded store directory is open in another process; share it through a server."""
+
+
 class StoreConnectionError(StoreError, ConnectionError):
-    """The Chroma server could not be reached."""
+    """The Chroma server could not be reached or did not answer in time (retryable)."""
 
 
 class EmbeddingModelError(LTMError, RuntimeError):

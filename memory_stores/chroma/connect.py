@@ -13,8 +13,9 @@ for these cases; they become :class:`~ltm_agent.errors.CorruptStoreError`,
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 from urllib.parse import urlsplit
 
 from ltm_agent.embeddings import Embedder
@@ -24,7 +25,9 @@ from ltm_agent.errors import (
     InvalidInputError,
     StoreConnectionError,
     StoreError,
+    describe,
 )
+from ltm_agent.memory_stores.chroma.dirlock import LOCK_NAME
 from ltm_agent.memory_stores.chroma.layout import (
     REGISTRY,
     SCHEMA_VERSION,
@@ -44,6 +47,7 @@ __all__ = [
 ]
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+T = TypeVar("T")
 
 
 def settings(**overrides: Any) -> Any:
@@ -60,7 +64,7 @@ def check_store_dir(root: Path) -> None:
             f"{root} is a file, not a store directory; pass a directory path (it is created if missing)"
         )
     database = root / "chroma.sqlite3"
-    if root.is_dir() and not database.exists() and any(root.iterdir()):
+    if root.is_dir() and not database.exists() and any(p.name != LOCK_NAME for p in root.iterdir()):
         raise CorruptStoreError(
             f"{root} is not a Chroma directory (it has files but no chroma.sqlite3); "
             f"pass an empty or new directory, e.g. {root / '.ltm'}"
@@ -80,9 +84,18 @@ def check_store_dir(root: Path) -> None:
 
 
 def _tables(database: Path, root: Path) -> set[str]:
-    """Table names, read without writing (a read-only connection)."""
+    """Table names, read without writing (a read-only connection).
+
+    A process killed inside a write transaction leaves a hot rollback journal
+    (``chroma.sqlite3-journal``). A read-only connection cannot roll it back
+    and fails with "attempt to write a readonly database", although the
+    store is healthy; a read-write connection rolls it back on its first read,
+    exactly as Chroma's own connection would, so that is what we open then.
+    """
+    journal = database.with_name(database.name + "-journal")
+    hot = journal.exists() and journal.stat().st_size > 0
     try:
-        connection = sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True)
+        connection = sqlite3.connect(database if hot else f"{database.as_uri()}?mode=ro", uri=not hot)
         try:
             rows = connection.execute("select name from sqlite_master where type = 'table'").fetchall()
         finally:
@@ -128,25 +141,86 @@ def parse_server_url(url: str | None, host: str, port: int, ssl: bool) -> tuple[
 
 
 def is_connection_error(exc: BaseException) -> bool:
+    """True for failures to reach or hear from a server in time (worth retrying)."""
     import httpx
 
-    return isinstance(exc, (httpx.TransportError, ConnectionError)) or "Could not connect" in str(exc)
+    if isinstance(exc, StoreConnectionError):
+        return True
+    return isinstance(exc, (httpx.TransportError, ConnectionError, TimeoutError)) or "Could not connect" in str(exc)
 
 
-def connection_error(location: str, exc: BaseException) -> StoreConnectionError:
+def connection_error(
+    location: str, exc: BaseException, attempts: int = 1, timeout: float | None = None
+) -> StoreConnectionError:
+    import httpx
+
+    if isinstance(exc, StoreConnectionError):
+        return exc
+    tries = f" after {attempts} tries" if attempts > 1 else ""
+    if isinstance(exc, (httpx.TimeoutException, TimeoutError)):
+        what = f"did not answer within {timeout:g} s{tries}" if timeout else f"timed out{tries}"
+        return StoreConnectionError(
+            f"the Chroma server at {location} {what} ({type(exc).__name__}); it may be overloaded or "
+            f"frozen: the operation is safe to retry later, or raise timeout= in ChromaStore.server()"
+        )
     return StoreConnectionError(
-        f"cannot reach the Chroma server at {location} ({type(exc).__name__}: {exc}); "
-        f"start one with `chroma run --path <dir> --port <port>` or fix the URL"
+        f"cannot reach the Chroma server at {location}{tries} ({type(exc).__name__}: {exc}); "
+        f"the operation is safe to retry once the server is back: start one with "
+        f"`chroma run --path <dir> --port <port>` or fix the URL"
     )
 
 
-def server_error(location: str, exc: BaseException) -> StoreError:
+def server_error(location: str, exc: BaseException, timeout: float | None = None) -> StoreError:
     if is_connection_error(exc):
-        return connection_error(location, exc)
+        return connection_error(location, exc, 1, timeout)
     return StoreError(
         f"the Chroma server at {location} refused the connection ({type(exc).__name__}: {exc}); "
         f"check the tenant and database exist and the headers carry valid credentials"
     )
+
+
+def check_bounds(timeout: object, retries: object) -> tuple[float, int]:
+    """Validate ``timeout`` (seconds > 0) and ``retries`` (int >= 0) of a server store."""
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < 86_400:
+        raise InvalidInputError(f"timeout must be seconds between 0 and 86400, got {describe(timeout)}")
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10:
+        raise InvalidInputError(f"retries must be an int from 0 to 10, got {describe(retries)}")
+    return float(timeout), retries
+
+
+def within(make: Callable[[], T], timeout: float) -> T:
+    """``make()`` in a daemon thread, or :class:`TimeoutError` after ``timeout`` seconds.
+
+    For Chroma calls that have no timeout of their own (building an HTTP
+    client talks to the server); a thread left waiting on a frozen server
+    ends when the server answers or the process exits.
+    """
+    box: list[Any] = []
+
+    def run() -> None:
+        try:
+            box.append((True, make()))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            box.append((False, exc))
+
+    worker = threading.Thread(target=run, name="ltm-chroma-connect", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not box:
+        raise TimeoutError(f"no answer within {timeout:g} s")
+    ok, value = box[0]
+    if not ok:
+        raise value
+    return value
+
+
+def set_http_timeout(client: Any, timeout: float) -> None:
+    """Bound every request of a Chroma HTTP client (its session is built with ``timeout=None``)."""
+    import httpx
+
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    if session is not None:
+        session.timeout = httpx.Timeout(timeout)
 
 
 def check_embedder(meta: Mapping[str, Any] | None, embedder: Embedder, what: str, location: str) -> None:

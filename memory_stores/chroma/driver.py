@@ -15,7 +15,9 @@ Core types: :class:`ChromaDriver`.
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
+import time
 from typing import Any, Callable
 
 from ltm_agent.embeddings import Embedder
@@ -58,6 +60,10 @@ class ChromaDriver:
     _keyword: KeywordCache
     _lock: threading.RLock
     _ef: Any
+    timeout: float | None
+    """Seconds one server request may take before it counts as failed (``None``: embedded, no limit)."""
+    retries: int
+    """Extra tries of a request that failed to reach the server (every request we send is idempotent)."""
 
     # -- sync driver ------------------------------------------------------
 
@@ -78,10 +84,7 @@ class ChromaDriver:
     def _do(self, request: Any) -> Any:
         if isinstance(request, Call):
             method = getattr(self._target(request.target, self._client, self._registry), request.method)
-            try:
-                return method(**request.kwargs)
-            except Exception as exc:
-                return self._failed(request, exc, self._handles)
+            return self._call(method, request, self._handles)
         if isinstance(request, Open):
             return self._open_collection(request)
         if isinstance(request, Embed):
@@ -99,10 +102,7 @@ class ChromaDriver:
                 return handle
             name = collection_name(request.namespace)
             call = self._open_call(request, name)
-            try:
-                handle = getattr(self._client, call.method)(**call.kwargs)
-            except Exception as exc:
-                handle = self._failed(call, exc, self._handles)
+            handle = self._call(getattr(self._client, call.method), call, self._handles)
             if handle is MISSING:
                 return None
             check_embedder(handle.metadata, self.embedder, f"collection {name}", self.location)
@@ -128,10 +128,7 @@ class ChromaDriver:
     async def _ado(self, request: Any) -> Any:
         if isinstance(request, Call):
             method = getattr(self._target(request.target, self._async_client, self._aregistry), request.method)
-            try:
-                return await method(**request.kwargs)
-            except Exception as exc:
-                return self._failed(request, exc, self._ahandles)
+            return await self._acall(method, request, self._ahandles)
         if isinstance(request, Open):
             return await self._aopen_collection(request)
         if isinstance(request, Embed):
@@ -147,15 +144,37 @@ class ChromaDriver:
             return handle
         name = collection_name(request.namespace)
         call = self._open_call(request, name)
-        try:
-            handle = await getattr(self._async_client, call.method)(**call.kwargs)
-        except Exception as exc:
-            handle = self._failed(call, exc, self._ahandles)
+        handle = await self._acall(getattr(self._async_client, call.method), call, self._ahandles)
         if handle is MISSING:
             return None
         check_embedder(handle.metadata, self.embedder, f"collection {name}", self.location)
         self._ahandles[request.namespace] = handle
         return handle
+
+    # -- bounded calls: a timeout per request, a few retries with backoff ----
+
+    def _call(self, method: Callable[..., Any], request: Call, handles: dict[Namespace, Any]) -> Any:
+        for attempt in range(self.retries + 1):
+            try:
+                return method(**request.kwargs)
+            except Exception as exc:
+                if attempt < self.retries and is_connection_error(exc):
+                    time.sleep(_backoff(attempt))
+                    continue
+                return self._failed(request, exc, handles, attempt + 1)
+        raise AssertionError("unreachable")
+
+    async def _acall(self, method: Callable[..., Any], request: Call, handles: dict[Namespace, Any]) -> Any:
+        for attempt in range(self.retries + 1):
+            try:
+                # The async client's HTTP session has no timeout of its own.
+                return await asyncio.wait_for(method(**request.kwargs), self.timeout)
+            except Exception as exc:
+                if attempt < self.retries and is_connection_error(exc):
+                    await asyncio.sleep(_backoff(attempt))
+                    continue
+                return self._failed(request, exc, handles, attempt + 1)
+        raise AssertionError("unreachable")
 
     # -- shared by both drivers --------------------------------------------
 
@@ -178,7 +197,7 @@ class ChromaDriver:
             return registry
         return target
 
-    def _failed(self, request: Call, exc: Exception, handles: dict[Namespace, Any]) -> Any:
+    def _failed(self, request: Call, exc: Exception, handles: dict[Namespace, Any], attempts: int = 1) -> Any:
         """Translate a Chroma failure: MISSING, a retry of the unit, or an LTMError."""
         from chromadb.errors import NotFoundError
 
@@ -193,7 +212,12 @@ class ChromaDriver:
                 self._keyword.clear()
                 raise _Stale() from exc
         if is_connection_error(exc):
-            raise connection_error(self.location, exc) from exc
+            raise connection_error(self.location, exc, attempts, self.timeout) from exc
         raise StoreError(
             f"Chroma {request.method} failed on {self.location} ({type(exc).__name__}: {exc})"
         ) from exc
+
+
+def _backoff(attempt: int) -> float:
+    """Exponential backoff with jitter: ~0.2 s, 0.4 s, 0.8 s ... capped at 2 s."""
+    return min(2.0, 0.2 * 2**attempt) * (1 + random.random() / 2)

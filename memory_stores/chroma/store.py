@@ -30,14 +30,18 @@ from ltm_agent.embeddings import Embedder, MiniLMEmbedder
 from ltm_agent.errors import LTMError, StoreError
 from ltm_agent.memory_stores.chroma import ops as ops_
 from ltm_agent.memory_stores.chroma.connect import (
+    check_bounds,
     check_store_dir,
     corrupt,
     drop_cached_system,
     open_registry,
     parse_server_url,
     server_error,
+    set_http_timeout,
     settings,
+    within,
 )
+from ltm_agent.memory_stores.chroma.dirlock import lock_store_dir
 from ltm_agent.memory_stores.chroma.driver import ChromaDriver
 from ltm_agent.memory_stores.chroma.embedding_function import MiniLMEmbeddingFunction  # registers it with Chroma
 from ltm_agent.memory_stores.chroma.layout import to_micros
@@ -103,6 +107,9 @@ class ChromaStore(ChromaDriver, MemoryStore):
         self._client = client
         self._async_client = async_client
         self._cleanup = cleanup
+        self._unlock: Callable[[], None] | None = None  # the directory lock, released after the client
+        self.timeout: float | None = None
+        self.retries = 0
         self._registry: Any = None
         self._aregistry: Any = None
         self._handles: dict[Namespace, Any] = {}
@@ -131,6 +138,9 @@ class ChromaStore(ChromaDriver, MemoryStore):
         Raises:
             CorruptStoreError: The path is a file, a non-Chroma directory, a
                 corrupt database, or Chroma data of another application.
+            StoreInUseError: Another process has the directory open (an
+                embedded store serves one process; share one through
+                ``chroma run --path <dir>`` and :meth:`server`).
             EmbedderMismatchError: The store was written with another embedder.
 
         Example:
@@ -145,12 +155,15 @@ class ChromaStore(ChromaDriver, MemoryStore):
         embedder = embedder if embedder is not None else MiniLMEmbedder()
         root = Path(path).expanduser().resolve()
         check_store_dir(root)
+        release = lock_store_dir(root)  # one process per directory: refuse a second one clearly
         try:
             client = chromadb.PersistentClient(path=str(root), settings=settings())
         except Exception as exc:
+            release()
             drop_cached_system(str(root))
             raise corrupt(root, exc) from exc
         store = cls(client, embedder=embedder, location=str(root))
+        store._unlock = release
         store._open(lambda exc: corrupt(root, exc))
         return store
 
@@ -194,8 +207,18 @@ class ChromaStore(ChromaDriver, MemoryStore):
         tenant: str | None = None,
         database: str | None = None,
         embedder: Embedder | None = None,
+        timeout: float = 30.0,
+        retries: int = 2,
     ) -> ChromaStore:
         """Connect to a Chroma server (``chroma run``); ``abatch`` runs ``batch`` in a thread.
+
+        Every request is bounded: one that gets no answer within ``timeout``
+        seconds, or cannot connect, is tried again up to ``retries`` times with
+        exponential backoff (all requests the store sends are idempotent:
+        reads, upserts, deletes by id), then fails with a
+        :class:`~ltm_agent.errors.StoreConnectionError`, which is safe to retry.
+        A frozen server therefore costs at most about
+        ``(retries + 1) * timeout`` seconds per call, never a hang.
 
         Args:
             url: ``http://host:port`` or ``https://host:port``; overrides
@@ -204,16 +227,20 @@ class ChromaStore(ChromaDriver, MemoryStore):
             tenant: Chroma tenant (default: Chroma's default tenant).
             database: Chroma database (default: Chroma's default database).
             embedder: Defaults to :class:`~ltm_agent.embeddings.MiniLMEmbedder`.
+            timeout: Seconds per HTTP request (connect, read, write).
+            retries: Extra tries of a request that could not reach the server.
 
         Raises:
-            StoreConnectionError: The server cannot be reached.
+            StoreConnectionError: The server cannot be reached or does not answer in time.
 
         Example:
             >>> store = ChromaStore.server("http://localhost:8000")  # doctest: +SKIP
         """
         embedder = embedder if embedder is not None else MiniLMEmbedder()
-        client, location = cls._http_client(url, host, port, ssl, headers, tenant, database)
+        timeout, retries = check_bounds(timeout, retries)
+        client, location = cls._http_client(url, host, port, ssl, headers, tenant, database, timeout)
         store = cls(client, embedder=embedder, location=location)
+        store.timeout, store.retries = timeout, retries
         store._open(lambda exc: server_error(location, exc))
         return store
 
@@ -229,6 +256,8 @@ class ChromaStore(ChromaDriver, MemoryStore):
         tenant: str | None = None,
         database: str | None = None,
         embedder: Embedder | None = None,
+        timeout: float = 30.0,
+        retries: int = 2,
     ) -> ChromaStore:
         """Like :meth:`server`, plus an async client: ``abatch`` is truly async.
 
@@ -241,12 +270,13 @@ class ChromaStore(ChromaDriver, MemoryStore):
         from chromadb.config import DEFAULT_DATABASE, DEFAULT_TENANT
 
         embedder = embedder if embedder is not None else MiniLMEmbedder()
+        timeout, retries = check_bounds(timeout, retries)
         client, location = await asyncio.to_thread(
-            cls._http_client, url, host, port, ssl, headers, tenant, database
+            cls._http_client, url, host, port, ssl, headers, tenant, database, timeout
         )
         host, port, ssl = parse_server_url(url, host, port, ssl)
         try:
-            async_client = await chromadb.AsyncHttpClient(
+            async_client = await asyncio.wait_for(chromadb.AsyncHttpClient(
                 host=host,
                 port=port,
                 ssl=ssl,
@@ -254,11 +284,12 @@ class ChromaStore(ChromaDriver, MemoryStore):
                 tenant=tenant or DEFAULT_TENANT,
                 database=database or DEFAULT_DATABASE,
                 settings=settings(),
-            )
+            ), timeout)
         except Exception as exc:
             client.close()
-            raise server_error(location, exc) from exc
+            raise server_error(location, exc, timeout) from exc
         store = cls(client, embedder=embedder, location=location, async_client=async_client)
+        store.timeout, store.retries = timeout, retries
         await asyncio.to_thread(store._open, lambda exc: server_error(location, exc))
         try:
             store._aregistry = await store._arun(lambda: open_registry(embedder, location))
@@ -276,14 +307,16 @@ class ChromaStore(ChromaDriver, MemoryStore):
         headers: dict[str, str] | None,
         tenant: str | None,
         database: str | None,
+        timeout: float,
     ) -> tuple[Any, str]:
         import chromadb
         from chromadb.config import DEFAULT_DATABASE, DEFAULT_TENANT
 
         host, port, ssl = parse_server_url(url, host, port, ssl)
         location = f"{'https' if ssl else 'http'}://{host}:{port}"
-        try:
-            client = chromadb.HttpClient(
+
+        def connect() -> Any:
+            return chromadb.HttpClient(
                 host=host,
                 port=port,
                 ssl=ssl,
@@ -292,8 +325,13 @@ class ChromaStore(ChromaDriver, MemoryStore):
                 database=database or DEFAULT_DATABASE,
                 settings=settings(),
             )
+
+        try:
+            # Chroma's client talks to the server while it is built, with no timeout of its own.
+            client = within(connect, timeout)
         except Exception as exc:
-            raise server_error(location, exc) from exc
+            raise server_error(location, exc, timeout) from exc
+        set_http_timeout(client, timeout)
         return client, location
 
     def _open(self, wrap: Callable[[Exception], LTMError]) -> None:
@@ -321,11 +359,15 @@ class ChromaStore(ChromaDriver, MemoryStore):
             if self._cleanup is not None:
                 self._cleanup()
         finally:
-            self._client.close()  # last client of a path stops its system and frees the cache
-            if self._async_client is not None:
-                from chromadb.api.shared_system_client import SharedSystemClient
+            try:
+                self._client.close()  # last client of a path stops its system and frees the cache
+                if self._async_client is not None:
+                    from chromadb.api.shared_system_client import SharedSystemClient
 
-                SharedSystemClient._identifier_to_system.pop(self._async_client._identifier, None)
+                    SharedSystemClient._identifier_to_system.pop(self._async_client._identifier, None)
+            finally:
+                if self._unlock is not None:
+                    self._unlock()
 
     # -- primitives -------------------------------------------------------
 

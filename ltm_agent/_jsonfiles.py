@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ltm_agent.errors import DataFormatError, describe
+from ltm_agent.errors import DataFormatError, NotFoundError, describe
 
 __all__ = ["Where", "expect", "expect_text", "read_records"]
 
@@ -63,7 +63,14 @@ def _parse_lines(path: str | Path, text: str) -> list[Any]:
 
 
 def _read_text(path: Path) -> str:
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise NotFoundError(
+            f"{path}: no such file (working directory {Path.cwd()}); check the path"
+        ) from None
+    except OSError as exc:  # a directory, no permission: say which, never a bare OSError
+        raise DataFormatError(f"{path}: cannot be read as a file ({exc.strerror or exc}); give a readable file") from None
     if data[:2] == _GZIP_MAGIC:
         try:
             data = gzip.decompress(data)

@@ -16,7 +16,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ltm_agent.dates import utcnow
-from ltm_agent.embeddings import Embedder, HashingEmbedder
+from ltm_agent.embeddings import Embedder, default_embedder
 from ltm_agent.filters import matches, validate_filter
 from ltm_agent.memory_stores._common import copy_item, page, rank, stamp
 from ltm_agent.memory_stores._keyword import KeywordIndex
@@ -76,20 +76,23 @@ class InMemoryStore(MemoryStore):
     is persisted. All methods are thread-safe.
 
     Args:
-        embedder: Embedder for dense search; defaults to a new
-            :class:`~ltm_agent.embeddings.HashingEmbedder` (a deterministic
-            fake, so the store works without loading a model).
+        embedder: Embedder for dense search; defaults to the offline
+            :class:`~ltm_agent.embeddings.MiniLMEmbedder`, as ``ChromaStore`` does
+            (it loads on the first embedding, not here). Tests and docs that want
+            the deterministic fake ask for it by name:
+            ``InMemoryStore(embedder=HashingEmbedder())``.
 
     Example:
+        >>> from ltm_agent.embeddings import HashingEmbedder
         >>> from ltm_agent.records import StoredItem
-        >>> store = InMemoryStore()
+        >>> store = InMemoryStore(embedder=HashingEmbedder())
         >>> store.put([StoredItem(("user-1",), "m1", "I moved to Lisbon in May")])
         >>> [hit.item.id for hit in store.search(("user-1",), "Lisbon", mode="keyword")]
         ['m1']
     """
 
     def __init__(self, embedder: Embedder | None = None) -> None:
-        self.embedder = embedder if embedder is not None else HashingEmbedder()
+        self.embedder = embedder if embedder is not None else default_embedder()
         self.embedder_name = self.embedder.name
         self._spaces: dict[Namespace, _Namespace] = {}
         self._lock = threading.RLock()

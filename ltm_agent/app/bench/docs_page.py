@@ -11,6 +11,8 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from ltm_agent.errors import InvalidInputError, NotFoundError
+
 __all__ = ["write_benchmarks_page"]
 
 INTRO = r"""# Benchmarks
@@ -78,7 +80,19 @@ def write_benchmarks_page(runs: Sequence[Path], out: Path) -> Path:
     """Write ``out`` from the ``report.md`` (and plots) of each run folder.
 
     Plots are copied next to the page under ``img/<run folder name>-<plot>``.
+
+    Raises:
+        NotFoundError: A run folder has no ``report.md`` (nothing is written).
+        InvalidInputError: ``out`` is a folder.
     """
+    missing = [str(run) for run in runs if not (Path(run) / "report.md").is_file()]
+    if missing:
+        raise NotFoundError(
+            f"no report.md in {', '.join(missing)}; give folders written by "
+            f"`ltm-agent bench retrieval` or `ltm-agent bench qa` (--out)"
+        )
+    if out.is_dir():
+        raise InvalidInputError(f"--out {out} is a folder; give the page to write, e.g. {out / 'benchmarks.md'}")
     images = out.parent / "img"
     images.mkdir(parents=True, exist_ok=True)
     sections = [INTRO]

@@ -103,7 +103,7 @@ def run_demo(
     Example:
         >>> run_demo(Path(".ltm-demo"), scorer="statistical")  # doctest: +SKIP
     """
-    from ltm_agent.app.demo_graph import MEMORY_NAMESPACE, PAGING_NAMESPACE, DemoGraph, plan_scorer
+    from ltm_agent.app.demo_graph import MEMORY_NAMESPACE, PAGING_NAMESPACE, DemoGraph, check_scorer_mode, plan_scorer
     from ltm_agent.dates import parse_date
     from ltm_agent.facts import FactMemory, MemoryView
     from ltm_agent.loaders import load_sample_conversation
@@ -111,6 +111,7 @@ def run_demo(
     from ltm_agent.reasoning import RetrieveThenReason
     from ltm_agent.reasoning.evidence import ExtractiveSelector
 
+    check_scorer_mode(scorer)
     console = console or Console()
     started = time.perf_counter()
     store_dir = Path(store_dir).resolve()
@@ -122,8 +123,8 @@ def run_demo(
     asked = parse_date(ASKED_ON)
 
     console.rule("[bold]ltm-agent demo: a LangGraph agent with long-term memory, offline")
-    plan = plan_scorer(scorer, sessions[0])
-    with ChromaStore.persistent(store_dir) as store:
+    with ChromaStore.persistent(store_dir) as store:  # opened first: a bad --store fails before the model probe
+        plan = plan_scorer(scorer, sessions[0])
         cleared = sum(store.delete(ns) for ns in store.list_namespaces(("ltm-demo",)))
         _print_setup(console, store_dir, cleared, window_tokens, plan)
         demo = DemoGraph(store, conversation, window_tokens=window_tokens, buffer_tokens=buffer_tokens, scorers=plan)

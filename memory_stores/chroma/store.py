@@ -25,7 +25,6 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from ltm_agent.dates import utcnow
 from ltm_agent.embeddings import Embedder, MiniLMEmbedder
 from ltm_agent.errors import LTMError, StoreError
 from ltm_agent.memory_stores.chroma import ops as ops_
@@ -34,8 +33,10 @@ from ltm_agent.memory_stores.chroma.connect import (
     check_store_dir,
     corrupt,
     drop_cached_system,
+    erase_deleted,
     open_registry,
     parse_server_url,
+    private_ephemeral_client,
     server_error,
     set_http_timeout,
     settings,
@@ -44,8 +45,8 @@ from ltm_agent.memory_stores.chroma.connect import (
 from ltm_agent.memory_stores.chroma.dirlock import lock_store_dir
 from ltm_agent.memory_stores.chroma.driver import ChromaDriver
 from ltm_agent.memory_stores.chroma.embedding_function import MiniLMEmbeddingFunction  # registers it with Chroma
-from ltm_agent.memory_stores.chroma.layout import to_micros
 from ltm_agent.memory_stores.chroma.ops import Step
+from ltm_agent.memory_stores.chroma.sideindex import SideCache
 from ltm_agent.namespaces import Namespace
 from ltm_agent.records import StoredItem
 from ltm_agent.store import (
@@ -74,9 +75,11 @@ class ChromaStore(ChromaDriver, MemoryStore):
     Vectors are computed by the store's embedder (one ``embed`` call per
     batch of puts) and handed to Chroma; collections use cosine space, so a
     dense score is ``1 - cosine distance``. Keyword search runs BM25 over an
-    in-process index per namespace, rebuilt from Chroma whenever the
-    namespace's revision token changes (another client wrote), so it is
-    consistent after a restart and across clients of one server.
+    in-process side index per namespace
+    (:mod:`~ltm_agent.memory_stores.chroma.sideindex`): this object's own
+    writes update it in place, and other writers' changes are found in Chroma
+    itself (records carry their write time and writer), so it is consistent
+    after a crash, a restart and across clients of one server.
 
     Puts to one namespace in one batch are a single Chroma upsert, which is
     atomic up to Chroma's maximum batch size (``client.get_max_batch_size()``,
@@ -109,12 +112,14 @@ class ChromaStore(ChromaDriver, MemoryStore):
         self._cleanup = cleanup
         self._unlock: Callable[[], None] | None = None  # the directory lock, released after the client
         self.timeout: float | None = None
+        self._root: Path | None = None  # the directory of a persistent store
         self.retries = 0
         self._registry: Any = None
         self._aregistry: Any = None
         self._handles: dict[Namespace, Any] = {}
         self._ahandles: dict[Namespace, Any] = {}
-        self._keyword = ops_.KeywordCache()
+        self._keyword = SideCache()
+        self._writer = uuid.uuid4().hex[:16]  # stamps this object's records, so its side index knows them
         self._lock = threading.RLock()
         self._closed = False
         self._max_batch = 5461
@@ -164,6 +169,7 @@ class ChromaStore(ChromaDriver, MemoryStore):
             raise corrupt(root, exc) from exc
         store = cls(client, embedder=embedder, location=str(root))
         store._unlock = release
+        store._root = root
         store._open(lambda exc: corrupt(root, exc))
         return store
 
@@ -171,27 +177,16 @@ class ChromaStore(ChromaDriver, MemoryStore):
     def ephemeral(cls, *, embedder: Embedder | None = None) -> ChromaStore:
         """An in-memory store that vanishes on :meth:`close` (each one is isolated).
 
-        Chroma shares one in-memory system per process, so every ephemeral
-        store gets its own Chroma database, dropped when the store closes.
+        Chroma keeps one in-memory system per process under the name
+        ``"ephemeral"``, and refuses a later ``chromadb.EphemeralClient()`` whose
+        settings differ from the first one's (LangChain's and LlamaIndex's Chroma
+        vector stores create such clients). So every ephemeral store runs a
+        private Chroma system of its own, registered under a name of its own, and
+        leaves the ``"ephemeral"`` slot as it found it.
         """
-        import chromadb
-        from chromadb.api.shared_system_client import SharedSystemClient
-
         embedder = embedder if embedder is not None else MiniLMEmbedder()
-        running = SharedSystemClient._identifier_to_system.get("ephemeral")
-        config = running.settings if running is not None else settings(is_persistent=False)
-        database = f"ltm-{uuid.uuid4().hex}"
-        admin = chromadb.AdminClient(config)
-        admin.create_database(database)
-        client = chromadb.EphemeralClient(settings=config, database=database)
-
-        def cleanup() -> None:
-            try:
-                admin.delete_database(database)
-            finally:
-                SharedSystemClient._release_system(admin._identifier)
-
-        store = cls(client, embedder=embedder, location=f"ephemeral database {database}", cleanup=cleanup)
+        client, key = private_ephemeral_client()
+        store = cls(client, embedder=embedder, location=f"ephemeral store {key}")
         store._open(lambda exc: StoreError(f"could not set up an ephemeral Chroma store: {exc}"))
         return store
 
@@ -346,6 +341,18 @@ class ChromaStore(ChromaDriver, MemoryStore):
             self.close()
             raise wrap(exc) from exc
 
+    def _compact(self) -> None:
+        """After a namespace was deleted: remove its index folder and VACUUM away its freed pages.
+
+        Chroma deletes a collection's rows but SQLite keeps their bytes in free
+        pages, and the collection's HNSW folder stays on disk; an erase must
+        leave nothing, so both go. A server's files are its operator's (see
+        docs/stores.md).
+        """
+        if self._root is None:
+            return
+        erase_deleted(self._root)
+
     def close(self) -> None:
         """Release the clients; a persistent directory can then be reopened in this process."""
         with self._lock:
@@ -389,7 +396,7 @@ class ChromaStore(ChromaDriver, MemoryStore):
         does not pay for reading the namespace back and indexing it.
         """
         checked = self._checked([CountOp(tuple(namespace))])[0].namespace
-        self._run(lambda: ops_.warm(checked, self._keyword))
+        self._run(lambda: ops_.warm(checked, self._keyword, self._writer))
 
     async def awarm(self, namespace: Namespace) -> None:
         """Async twin of :meth:`warm`."""
@@ -397,7 +404,7 @@ class ChromaStore(ChromaDriver, MemoryStore):
             await asyncio.to_thread(self.warm, namespace)
             return
         checked = self._checked([CountOp(tuple(namespace))])[0].namespace
-        await self._arun(lambda: ops_.warm(checked, self._keyword))
+        await self._arun(lambda: ops_.warm(checked, self._keyword, self._writer))
 
     async def abatch(self, ops: Sequence[Op]) -> list[Result]:
         """Async twin of :meth:`batch`.
@@ -430,7 +437,6 @@ class ChromaStore(ChromaDriver, MemoryStore):
     def _plan(self, ops: Sequence[Op], vectors: np.ndarray) -> list[_Unit]:
         """One unit per op, except that a run of puts becomes one upsert per namespace."""
         units: list[_Unit] = []
-        now_us = to_micros(utcnow())  # one write time per batch
         run: dict[Namespace, dict[str, tuple[StoredItem, np.ndarray]]] = {}
         row = 0
 
@@ -438,7 +444,7 @@ class ChromaStore(ChromaDriver, MemoryStore):
             for namespace, rows in run.items():
                 items = [item for item, _ in rows.values()]
                 matrix = np.stack([vector for _, vector in rows.values()])
-                units.append(_Unit(self._put_maker(namespace, items, matrix, now_us), None))
+                units.append(_Unit(self._put_maker(namespace, items, matrix), None))
             run.clear()
 
         for slot, op in enumerate(ops):
@@ -454,18 +460,16 @@ class ChromaStore(ChromaDriver, MemoryStore):
         flush()
         return units
 
-    def _put_maker(
-        self, namespace: Namespace, items: list[StoredItem], matrix: np.ndarray, now_us: int
-    ) -> Callable[[], Step]:
-        return lambda: ops_.put_namespace(namespace, items, matrix, now_us, self._max_batch, self._keyword)
+    def _put_maker(self, namespace: Namespace, items: list[StoredItem], matrix: np.ndarray) -> Callable[[], Step]:
+        return lambda: ops_.put_namespace(namespace, items, matrix, self._max_batch, self._keyword, self._writer)
 
     def _op_maker(self, op: Op) -> Callable[[], Step]:
         if isinstance(op, GetOp):
             return lambda: ops_.get(op)
         if isinstance(op, SearchOp):
             if op.mode == "keyword":
-                return lambda: ops_.keyword_search(op, self._keyword)
-            return lambda: ops_.dense_search(op, self._keyword)
+                return lambda: ops_.keyword_search(op, self._keyword, self._writer)
+            return lambda: ops_.dense_search(op, self._keyword, self._writer)
         if isinstance(op, ListOp):
             return lambda: ops_.list_items(op)
         if isinstance(op, DeleteOp):

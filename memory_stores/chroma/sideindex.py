@@ -1,0 +1,221 @@
+"""The Chroma store's side index: BM25 and exact vectors per namespace, kept current from Chroma alone.
+
+Chroma has no BM25, so a :class:`SideEntry` keeps, per namespace, a
+:class:`~ltm_agent.memory_stores._keyword.KeywordIndex`, the decoded items and
+(up to :data:`EXACT_DENSE_MAX` items) their unit vectors. It is derived data,
+never persisted, and it follows the store like this:
+
+* **Own writes** (this store object's puts and deletes) are applied to the
+  entry in place right after Chroma acknowledged them: a read after a write
+  costs the size of the write, not of the namespace.
+* **Other writers** (another client of one server, or a store object that
+  wrote before a crash) are found in Chroma itself, with no registry or
+  revision record that a crash could leave behind: every record carries the
+  microsecond it was written (``_updated_us``) and the writer that wrote it
+  (``_writer``). Before a read the entry asks Chroma for records newer than the
+  newest one it knows, or written by another writer in the last
+  :data:`SKEW_US` before that, and for the count; what it lacks it fetches and
+  applies; a count that still disagrees (another writer deleted) rebuilds the
+  entry. Writers' clocks must agree within :data:`SKEW_US` (NTP does).
+
+:class:`SideCache` holds the entries, least recently used first out beyond
+``max_items`` items in all, so a store with a million memories keeps only
+the namespaces being read in memory.
+
+Core types: :class:`SideEntry`, :class:`SideCache`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from ltm_agent.filters import matches, validate_filter
+from ltm_agent.memory_stores._common import copy_item
+from ltm_agent.memory_stores._keyword import KeywordIndex
+from ltm_agent.namespaces import Namespace
+from ltm_agent.records import ScoredItem, StoredItem
+from ltm_agent.store import SearchOp
+
+__all__ = ["EXACT_DENSE_MAX", "SKEW_US", "SideCache", "SideEntry"]
+
+EXACT_DENSE_MAX = 50_000
+"""Namespaces of up to this many items keep their vectors in the side index, and dense search
+over them is exact cosine in numpy: deterministic, and no Chroma query. Larger namespaces are
+searched with Chroma's HNSW index (approximate; its graph differs between collections)."""
+
+SKEW_US = 5_000_000
+"""How far (µs) another writer's record may be stamped before the newest record an entry knows
+and still be found: covers the time between stamping a write and Chroma applying it, and clock
+differences between machines writing through one server."""
+
+
+class SideEntry:
+    """One namespace's side index; every method runs under the entry's own lock."""
+
+    def __init__(self, exact: bool) -> None:
+        self.lock = threading.RLock()
+        self.exact = exact
+        self.index = KeywordIndex()
+        self.items: dict[str, StoredItem] = {}
+        self.stamps: dict[str, tuple[int, str]] = {}  # id -> (_updated_us, _writer)
+        self.high_us = 0
+        self.suspect = False
+        """True when own writes may be missing (they raced a rebuild): the next sync looks at every writer."""
+        self._row: dict[str, int] = {}
+        self._row_ids: list[str | None] = []
+        self._matrix = np.zeros((0, 0), dtype=np.float32)
+        self._id_rank: np.ndarray | None = None  # each row's position in id order, built when a filter needs it
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def apply(self, items: Sequence[StoredItem], stamps: Sequence[tuple[int, str]], vectors: Any) -> None:
+        """Insert or replace items (their vectors only matter when the entry is exact)."""
+        with self.lock:
+            for n, (item, stamp) in enumerate(zip(items, stamps)):
+                self.index.upsert(item.id, item.index_text, item.metadata)
+                self.items[item.id] = item
+                self.stamps[item.id] = stamp
+                self.high_us = max(self.high_us, stamp[0])
+                if self.exact:
+                    self._set_row(item.id, np.asarray(vectors[n], dtype=np.float32))
+
+    def remove(self, ids: Iterable[str]) -> None:
+        with self.lock:
+            for item_id in ids:
+                self.index.remove(item_id)
+                self.items.pop(item_id, None)
+                self.stamps.pop(item_id, None)
+                row = self._row.pop(item_id, None)
+                if row is not None:
+                    self._row_ids[row] = None
+                    self._matrix[row] = 0.0
+                    self._id_rank = None
+
+    def _set_row(self, item_id: str, vector: np.ndarray) -> None:
+        norm = float(np.linalg.norm(vector)) or 1.0
+        row = self._row.get(item_id)
+        if row is None:
+            row = len(self._row_ids)
+            if row >= self._matrix.shape[0]:  # grow by doubling: appends are amortised O(1)
+                grown = np.zeros((max(64, 2 * self._matrix.shape[0]), vector.shape[0]), dtype=np.float32)
+                if self._matrix.shape[0]:
+                    grown[: self._matrix.shape[0]] = self._matrix
+                self._matrix = grown
+            self._row[item_id] = row
+            self._row_ids.append(item_id)
+            self._id_rank = None
+        self._matrix[row] = vector / norm
+
+    def dense(self, op: SearchOp, vector: np.ndarray) -> list[ScoredItem]:
+        """Exact cosine ranking (best first, ties by id) over the entry's vectors."""
+        with self.lock:
+            rows = len(self._row_ids)
+            if not rows or not self.items:
+                return []
+            matrix = self._matrix[:rows]
+            scores = matrix @ (vector / (np.linalg.norm(vector) or 1.0))
+            alive = np.fromiter((i is not None for i in self._row_ids), dtype=bool, count=rows)
+            scores = np.where(alive, scores, -np.inf)
+            normal = validate_filter(op.filter)
+            end = op.offset + op.limit
+            if normal:
+                order = np.lexsort((self._rank(), -scores))
+            else:
+                order = self._top(scores, min(end, int(alive.sum())))
+            kept: list[int] = []
+            for row in order.tolist():  # the filter runs only until the page is full
+                item_id = self._row_ids[row]
+                if item_id is None or (normal and not matches(self.items[item_id].metadata, normal)):
+                    continue
+                kept.append(row)
+                if len(kept) >= end:
+                    break
+            found = []
+            for row in kept[op.offset :]:
+                copy = matrix[row].copy() if op.with_vectors else None
+                found.append(ScoredItem(copy_item(self.items[self._row_ids[row] or ""], copy), float(scores[row])))
+            return found
+
+    def _top(self, scores: np.ndarray, k: int) -> np.ndarray:
+        """Rows of the ``k`` best scores (and every row tied with the k-th), best first, ties by id."""
+        if k <= 0:
+            return np.zeros(0, dtype=np.int64)
+        if k < len(scores):
+            kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+            candidates = np.flatnonzero(scores >= kth)
+        else:
+            candidates = np.arange(len(scores))
+        ids = self._row_ids
+        return np.array(sorted(candidates.tolist(), key=lambda r: (-scores[r], ids[r] or "")), dtype=np.int64)
+
+    def _rank(self) -> np.ndarray:
+        if self._id_rank is None or len(self._id_rank) != len(self._row_ids):
+            names = np.array([i or "" for i in self._row_ids], dtype=object)
+            rank = np.empty(len(names), dtype=np.int64)
+            rank[np.argsort(names, kind="stable")] = np.arange(len(names))
+            self._id_rank = rank
+        return self._id_rank
+
+    def keyword(self, op: SearchOp) -> list[ScoredItem]:
+        with self.lock:
+            hits = self.index.search(op.query, op.filter, op.limit, op.offset)
+            return [ScoredItem(copy_item(self.items[i]), score) for i, score in hits]
+
+
+class SideCache:
+    """Side entries per namespace, bounded by the items they hold (least recently used out first)."""
+
+    def __init__(self, max_items: int = 250_000) -> None:
+        self.max_items = max_items
+        self._entries: OrderedDict[Namespace, SideEntry] = OrderedDict()
+        self._generation: dict[Namespace, int] = {}
+        self.registered: set[Namespace] = set()
+        """Namespaces whose registry record this store object has written (or seen)."""
+        self._lock = threading.Lock()
+
+    def get(self, namespace: Namespace) -> SideEntry | None:
+        with self._lock:
+            entry = self._entries.get(namespace)
+            if entry is not None:
+                self._entries.move_to_end(namespace)
+            return entry
+
+    def generation(self, namespace: Namespace) -> int:
+        """Changes whenever this store object writes the namespace (a rebuild started before is stale)."""
+        with self._lock:
+            return self._generation.get(namespace, 0)
+
+    def install(self, namespace: Namespace, entry: SideEntry, generation: int) -> None:
+        """Keep a rebuilt entry; if an own write landed while it was built, its next sync trusts nothing."""
+        with self._lock:
+            entry.suspect = entry.suspect or self._generation.get(namespace, 0) != generation
+            self._entries[namespace] = entry
+            self._entries.move_to_end(namespace)
+            total = sum(len(e) for e in self._entries.values())
+            while total > self.max_items and len(self._entries) > 1:
+                _, dropped = self._entries.popitem(last=False)
+                total -= len(dropped)
+
+    def wrote(self, namespace: Namespace) -> SideEntry | None:
+        """Note an own write; return the entry to apply it to, if one is cached."""
+        with self._lock:
+            self._generation[namespace] = self._generation.get(namespace, 0) + 1
+            return self._entries.get(namespace)
+
+    def forget(self, namespace: Namespace) -> None:
+        with self._lock:
+            self._entries.pop(namespace, None)
+            self._generation[namespace] = self._generation.get(namespace, 0) + 1
+            self.registered.discard(namespace)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.registered.clear()
+            for namespace in self._generation:
+                self._generation[namespace] += 1

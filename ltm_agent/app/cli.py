@@ -21,6 +21,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from ltm_agent.app import cli_tools
 from ltm_agent.app.cli_common import (
     DEFAULT_STORE,
     JsonOpt,
@@ -51,6 +52,9 @@ app = typer.Typer(
 )
 bench_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Benchmarks (see docs/benchmarks.md).")
 app.add_typer(bench_app, name="bench")
+from ltm_agent.app.gaia.cli import gaia_app  # noqa: E402 - the gaia commands live in their package
+
+app.add_typer(gaia_app, name="gaia")
 
 _fail = fail  # older command bodies call _fail(exc); the root group reports errors either way
 UNITS = ("turn", "context", "round", "window")
@@ -332,6 +336,11 @@ def bench_docs(
 
     written = write_benchmarks_page(runs, out_file)
     console.print(f"wrote {written}", highlight=False)
+
+
+app.command("inspect")(cli_tools.inspect_command)
+app.command("export")(cli_tools.export_command)
+app.command("import")(cli_tools.import_command)
 
 
 def main() -> None:

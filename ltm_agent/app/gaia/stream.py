@@ -228,11 +228,16 @@ def _write_documents(rng: random.Random, folder: Path) -> dict[str, Any]:
 
 
 def write_stream(
-    folder: str | Path, *, seed: int = 0, per_family: int = 7, held_out: tuple[str, ...] = DEFAULT_HELD_OUT
+    folder: str | Path,
+    *,
+    seed: int = 0,
+    per_family: int = 7,
+    held_out: tuple[str, ...] = DEFAULT_HELD_OUT,
+    families: tuple[str, ...] | None = None,
 ) -> Path:
     """Write a seeded offline stream (metadata.jsonl, attachments, docs/) into ``folder``.
 
-    Returns the metadata path. ``<previous>`` in a demonstration's arguments means "the output
+    ``families`` keeps only those families (default all ten). Returns the metadata path. ``<previous>`` in a demonstration's arguments means "the output
     of the previous call", filled in when the demonstrator runs.
 
     Example:
@@ -242,9 +247,10 @@ def write_stream(
         >>> len(tasks), len({t.family for t in tasks}), sum(t.demonstration is not None for t in tasks)
         (20, 10, 8)
     """
-    unknown = set(held_out) - set(FAMILIES)
+    chosen = tuple(FAMILIES) if families is None else tuple(families)
+    unknown = (set(held_out) | set(chosen)) - set(FAMILIES)
     if unknown:
-        raise InvalidInputError(f"unknown held-out families {sorted(unknown)}; families are {sorted(FAMILIES)}")
+        raise InvalidInputError(f"unknown families {sorted(unknown)}; families are {sorted(FAMILIES)}")
     if per_family < 1:
         raise InvalidInputError(f"per_family must be >= 1, got {per_family!r}")
     folder = Path(folder)
@@ -253,7 +259,7 @@ def write_stream(
     docs = _write_documents(rng, folder / "docs")
     rows = []
     for block in range(1, per_family + 1):
-        order = list(FAMILIES)
+        order = list(chosen)
         rng.shuffle(order)
         for family in order:
             tid = f"{family}-s{seed}-{block:02d}"

@@ -44,6 +44,8 @@ class GaiaTask:
         family: Our streams only: the task family (``""`` for GAIA).
         demonstration: Our streams only: a scripted demonstrator's plan for this task (the
             stand-in for a strong model's first solve), or ``None``.
+        block: Our streams only: the block of the stream the task belongs to (0 for GAIA).
+        held_out: Our streams only: the task's family has no demonstration.
     """
 
     task_id: str
@@ -55,6 +57,8 @@ class GaiaTask:
     annotator: Mapping[str, Any] = field(default_factory=dict)
     family: str = ""
     demonstration: tuple[Mapping[str, Any], ...] | None = None
+    block: int = 0
+    held_out: bool = False
 
     @property
     def has_gold(self) -> bool:
@@ -86,6 +90,8 @@ def _task(row: Mapping[str, Any], folder: Path, where: str) -> GaiaTask:
         annotator=dict(row.get("Annotator Metadata") or {}),
         family=str(row.get("family") or ""),
         demonstration=tuple(demo) if demo else None,
+        block=int(row.get("block") or 0),
+        held_out=bool(row.get("held_out", False)),
     )
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -238,7 +239,7 @@ def _print_setup(console: Console, store_dir: Path, cleared: int, window: int, p
             else "No local model is used."
         ),
     )
-    grid.add_row("buffer scorer", plan.note)
+    grid.add_row("buffer scorer", escape(plan.note))  # the note holds [local], not markup
     grid.add_row("paging window", f"{window} tokens, small on purpose so that warnings and flushes happen")
     console.print(grid, highlight=False)
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import gzip
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -39,6 +39,7 @@ from ltm_agent.errors import (
     InvalidInputError,
     describe,
 )
+from ltm_agent.store import StoreLimits, validate_text
 
 __all__ = [
     "Format",
@@ -131,7 +132,7 @@ def load_jsonl(path: str | Path) -> list[Conversation]:
     convs: list[Conversation] = []
     for i, rec in enumerate(read_records(path, lines=True)):
         try:
-            convs.append(Conversation.model_validate(rec))
+            convs.append(Conversation.model_validate(_naive_dates_as_utc(rec)))
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(map(str, e['loc'])) or '(record)'}: {e['msg']}"
@@ -186,6 +187,14 @@ def load_sample_conversation() -> Conversation:
 
 
 def _unique(convs: list[Conversation], path: str | Path) -> list[Conversation]:
+    """Check the whole file before anything is written, so an ingest of it is all-or-nothing.
+
+    Conversation ids and, inside each conversation, turn ids must be unique (a
+    repeated turn id would silently overwrite a stored turn), and every turn's
+    text must be one the store accepts (size, NUL, valid Unicode): a file
+    whose last turn is too large fails here, not after its first
+    conversations were stored.
+    """
     seen: set[str] = set()
     for conv in convs:
         if conv.id in seen:
@@ -194,7 +203,56 @@ def _unique(convs: list[Conversation], path: str | Path) -> list[Conversation]:
                 f"needs its own id (it becomes the store namespace)"
             )
         seen.add(conv.id)
+        turn_ids: set[str] = set()
+        for session in conv.sessions:
+            for turn in session.turns:
+                if turn.id in turn_ids:
+                    raise DataFormatError(
+                        f"{path}: conversation {conv.id!r} has turn id {turn.id!r} twice (again in session "
+                        f"{session.id!r}); each turn needs its own id, or the second would overwrite the first"
+                    )
+                turn_ids.add(turn.id)
+                try:
+                    validate_text(turn.text, limits=StoreLimits(), what=f"turn {turn.id!r} text")
+                except InvalidInputError as exc:
+                    raise DataFormatError(f"{path}: conversation {conv.id!r}: {exc}; nothing was read") from None
     return convs
+
+
+_DATE_FIELDS = ("date", "time")
+
+
+def _naive_dates_as_utc(record: Any) -> Any:
+    """The files' one rule for dates: a date without a timezone is UTC (as in LoCoMo and LongMemEval).
+
+    (The API is stricter: a naive ``datetime`` passed in code is refused, since
+    only the caller knows its zone; a file has no caller to ask.)
+    """
+    if not isinstance(record, dict) or not isinstance(record.get("sessions"), list):
+        return record
+    record = dict(record)
+    sessions = []
+    for session in record["sessions"]:
+        if isinstance(session, dict):
+            session = {k: _utc(v) if k in _DATE_FIELDS else v for k, v in session.items()}
+            if isinstance(session.get("turns"), list):
+                session["turns"] = [
+                    {k: _utc(v) if k in _DATE_FIELDS else v for k, v in t.items()} if isinstance(t, dict) else t
+                    for t in session["turns"]
+                ]
+        sessions.append(session)
+    record["sessions"] = sessions
+    return record
+
+
+def _utc(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return value  # the model reports it with its field name
+    return parsed.replace(tzinfo=UTC).isoformat() if parsed.tzinfo is None else value
 
 
 # ---------------------------------------------------------------------------

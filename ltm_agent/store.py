@@ -49,6 +49,7 @@ __all__ = [
     "SearchMode",
     "SearchOp",
     "StoreLimits",
+    "require_unicode",
     "validate_text",
 ]
 
@@ -163,6 +164,24 @@ def validate_text(text: object, *, limits: StoreLimits, what: str = "text") -> s
         )
     if "\x00" in text:
         raise InvalidInputError(f"{what} contains a NUL character; strip control characters first")
+    require_unicode(text, what)
+    return text
+
+
+def require_unicode(text: str, what: str) -> str:
+    """Refuse str that is not valid Unicode (lone surrogates such as ``"\\ud800"``).
+
+    Such strings cannot be encoded as UTF-8, so no store, tokenizer or file
+    can keep them; they come from decoding bytes with ``errors="surrogateescape"``
+    or from broken JSON escapes.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(
+            f"{what} is not valid Unicode: a lone surrogate {text[exc.start]!r} at position {exc.start} "
+            f"(in {describe(text)}); decode the bytes it came from with errors='replace'"
+        ) from None
     return text
 
 
@@ -179,6 +198,9 @@ def _validate_metadata(item: StoredItem) -> None:
             raise InvalidInputError(f"metadata key {key!r} is reserved (keys starting with '_')")
         if key.startswith("chroma:"):
             raise InvalidInputError(f"metadata key {key!r} is reserved (prefix 'chroma:'); rename it")
+        require_unicode(key, "a metadata key")
+        if isinstance(value, str):
+            require_unicode(value, f"metadata {key!r}")
         if not isinstance(value, (str, int, float, bool)):
             raise InvalidTypeError(
                 f"metadata {key!r} must be a flat scalar (str, int, float, bool), got "
@@ -196,7 +218,7 @@ def _validate_metadata(item: StoredItem) -> None:
 def _validate_id(value: object) -> str:
     if not isinstance(value, str) or not value or len(value) > 256:
         raise InvalidInputError(f"ids must be non-empty str of at most 256 characters, got {describe(value)}")
-    return value
+    return require_unicode(value, "an id")
 
 
 def _validate_page(limit: int | None, offset: int) -> None:

@@ -55,7 +55,18 @@ def count_tokens(text: str) -> int:
     """
     if not isinstance(text, str):
         raise InvalidTypeError(f"count_tokens needs str, got {describe(text)}")
-    return _count(text)
+    try:
+        return _count(text)
+    except (TypeError, UnicodeEncodeError):
+        # tiktoken cannot encode lone surrogates ("\ud800"): say so as an input error.
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidInputError(
+                f"text is not valid Unicode: a lone surrogate {text[exc.start]!r} at position {exc.start} "
+                f"(in {describe(text)}); decode the bytes it came from with errors='replace'"
+            ) from None
+        raise
 
 
 @lru_cache(maxsize=65_536)

@@ -4,6 +4,8 @@ One store (one Chroma server or one embedded Chroma directory) holds, for team `
 
 * ``("gaia", T, "cases")`` - the case bank (:class:`~ltm_agent.evolution.experience.ExperienceMemory`
   from the self-evolution work: the task, the plan tried, its outcome);
+* ``("gaia", T, "playbook")`` - the playbook (:class:`~ltm_agent.evolution.playbook.Playbook`): one
+  bullet per workflow that solved a task, upvoted when it solves again, downvoted when it misleads;
 * ``("gaia", T, "facts")`` - observations verified by a solved task (tool results), as episodes,
   read by the answerer through ALR² (:class:`~ltm_agent.reasoning.RetrieveThenReason`);
 * ``("gaia", T, "role", R, "workflows")`` - the reusable workflows of role ``R``
@@ -21,6 +23,7 @@ Core type: :class:`TeamMemory`, :class:`Curation`.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,13 +40,12 @@ __all__ = ["PLANNER", "Curation", "TeamMemory"]
 PLANNER = "planner"
 
 
-def _experience() -> Any:
-    """The self-evolution case bank, when that module exists in this checkout."""
+def _evolution(name: str) -> Any:
+    """A self-evolution module (case bank, playbook), when it exists in this checkout."""
     try:
-        from ltm_agent.evolution import experience
-    except ImportError:  # pragma: no cover - the module ships with the evolution package
+        return importlib.import_module(f"ltm_agent.evolution.{name}")
+    except ImportError:  # pragma: no cover - the modules ship with the evolution package
         return None
-    return experience
 
 
 @dataclass
@@ -78,8 +80,9 @@ class TeamMemory:
         self.team = team
         self.enabled = enabled
         self.workflows = {role: WorkflowMemory(store, self.workflow_namespace(role)) for role in roles}
-        module = _experience()
-        self.cases = module.ExperienceMemory(store, self.namespace("cases")) if module and store.embedder else None
+        experience, playbook = _evolution("experience"), _evolution("playbook")
+        self.cases = experience.ExperienceMemory(store, self.namespace("cases")) if experience and store.embedder else None
+        self.playbook = playbook.Playbook(store, ("gaia", team)) if playbook else None
 
     # -- namespaces ----------------------------------------------------------
 
@@ -109,6 +112,21 @@ class TeamMemory:
         if not self.enabled or self.cases is None:
             return []
         return list(self.cases.recall(task, k))
+
+    def playbook_votes(self, workflow_ids: Sequence[str]) -> dict[str, int]:
+        """Net votes (helpful - harmful) of the playbook bullet of each workflow (absent: not listed)."""
+        if not self.enabled or self.playbook is None:
+            return {}
+        votes = {}
+        for workflow_id in dict.fromkeys(workflow_ids):
+            bullet = self.playbook.find(f"workflow:{workflow_id}")
+            if bullet is not None:
+                votes[workflow_id] = bullet.helpful - bullet.harmful
+        return votes
+
+    def playbook_text(self) -> str:
+        """The playbook as prompt text (``""`` when empty or off)."""
+        return self.playbook.render() if self.enabled and self.playbook is not None else ""
 
     def ground(self, question: str) -> GroundedAnswer | None:
         """ALR² over the facts namespace: quote stored evidence, keep only grounded quotes, answer or abstain."""
@@ -152,8 +170,9 @@ class TeamMemory:
                     turn_id=f"{task_id}#fact{n}",
                 )
                 out.written.append(episode.id)
+        out.written.extend(self._playbook_delta(workflow if success and trace else None, used_workflow, success))
         if self.cases is not None:
-            module = _experience()
+            module = _evolution("experience")
             action = f"workflow {used_workflow}" if used_workflow else f"{source} plan"
             ids = self.cases.record_episode(
                 [module.Step(question, action, 1.0 if success else 0.0)], success=success, task_id=task_id
@@ -168,3 +187,18 @@ class TeamMemory:
                               1.0 if success else -1.0, task_id=task_id)
             out.written.extend(report.updated)
         return out
+
+    def _playbook_delta(self, learnt: Workflow | None, used: str | None, success: bool) -> list[str]:
+        """ADD (or, via its pattern, upvote) the bullet of a workflow that solved; downvote one that misled."""
+        if self.playbook is None:
+            return []
+        module = _evolution("playbook")
+        if learnt is not None:
+            chain = " -> ".join(f"{s.role}.{s.tool}" for s in learnt.steps)
+            text = f'Tasks like "{learnt.template[:300]}": {chain}'
+            delta = module.Delta(op="ADD", text=text, pattern=f"workflow:{learnt.id}", source="curator")
+            return self.playbook.apply([delta])
+        bullet = self.playbook.find(f"workflow:{used}") if used and not success else None
+        if bullet is None:
+            return []
+        return self.playbook.apply([module.Delta(op="DOWNVOTE", bullet_id=bullet.id, source="curator")])

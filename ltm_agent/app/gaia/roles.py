@@ -83,9 +83,9 @@ def _invoke(runnable: Any, messages: list[BaseMessage], ledger: UsageLedger, rol
     return reply if isinstance(reply, AIMessage) else AIMessage(str(reply.content))
 
 
-def memory_context(hits: Sequence[WorkflowHit], cases: Sequence[Any]) -> str:
-    """The planner's memory: recalled workflows (with slot values when the template matches) and cases."""
-    blocks = []
+def memory_context(hits: Sequence[WorkflowHit], cases: Sequence[Any], playbook: str = "") -> str:
+    """The planner's memory: recalled workflows (with slot values when the template matches), cases, playbook."""
+    blocks = [quote_data("playbook", playbook)] if playbook else []
     for hit in hits:
         bound = f" (matches this task: {hit.bindings})" if hit.bindings is not None else " (does not match this task)"
         blocks.append(quote_data("workflow", hit.workflow.render() + bound, id=hit.workflow.id))

@@ -210,8 +210,10 @@ class Team:
         given = {"file": task["file_name"]} if task["file_name"] else {}
         hits = self.memory.recall_workflows(PLANNER, task["question"], given)
         cases = self.memory.recall_cases(task["question"])
+        votes = self.memory.playbook_votes([h.workflow.id for h in hits if h.bindings is not None])
         reads = [h.workflow.id for h in hits] + [getattr(c, "experience", c).id for c in cases]
-        context = roles.memory_context(hits, cases)
+        reads += [f"playbook:{w}" for w in votes]
+        context = roles.memory_context(hits, cases, self.memory.playbook_text())
         base = {"cursor": 0, "plan": [], "trace": [], "reads": reads, "written": [], "notes": [],
                 "memory_context": context, "bindings": {}, "workflow_id": None, "solver": "none"}
         if self.models is not None:
@@ -219,7 +221,10 @@ class Team:
         if task.get("demonstration"):
             plan = [dict(step) for step in task["demonstration"]]
             return {**base, "plan": plan, "solver": DEMONSTRATOR}
-        for hit in hits:
+        # Matching workflows, the playbook's most trusted first (a workflow that misled more often than
+        # it helped was pruned from the playbook and comes last).
+        ranked = sorted(hits, key=lambda h: -votes.get(h.workflow.id, 0))
+        for hit in ranked:
             if hit.bindings is not None:
                 plan = [{"role": s.role, "tool": s.tool, "index": s.index} for s in hit.workflow.steps]
                 return {**base, "plan": plan, "solver": "workflow", "workflow_id": hit.workflow.id,

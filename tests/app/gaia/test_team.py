@@ -13,6 +13,7 @@ import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
+from ltm_agent.app.gaia.memory import TeamMemory
 from ltm_agent.app.gaia.report import read_results, rescore
 from ltm_agent.app.gaia.runner import RunOptions, run_gaia
 from ltm_agent.app.gaia.scorer import gaia_score
@@ -20,6 +21,10 @@ from ltm_agent.app.gaia.stream import write_stream
 from ltm_agent.app.gaia.tasks import load_tasks
 from ltm_agent.app.gaia.team import Team
 from ltm_agent.app.gaia.tools import Toolbox
+from ltm_agent.embeddings import HashingEmbedder
+from ltm_agent.evolution.playbook import Playbook
+from ltm_agent.evolution.workflows import TraceStep
+from ltm_agent.memory_stores import InMemoryStore
 from ltm_agent.store import MemoryStore
 
 FAMILIES = ("csv_lookup", "multi_hop", "number_traps", "pdf_invoice", "count_word")
@@ -35,7 +40,8 @@ def stream(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_offline_stream_memory_on_vs_off(stream: Path, tmp_path: Path,
                                          server_store: Callable[..., MemoryStore]) -> None:
-    out = run_gaia(stream, tmp_path, RunOptions(), store=server_store())
+    store = server_store()
+    out = run_gaia(stream, tmp_path, RunOptions(), store=store)
     rows = read_results(out.results)
     assert len(rows) == 20 and {r["condition"] for r in rows} == {"memory", "no-memory"}
     for row in rows:
@@ -60,6 +66,12 @@ def test_offline_stream_memory_on_vs_off(stream: Path, tmp_path: Path,
     assert summary["conditions"]["no-memory"]["by_block"]["2"]["solved"] == 0
     assert any("web_search: absent" in n for n in summary["notes"])
     assert rescore(out.results, stream)["disagreements"] == []
+    # The curator wrote the shared namespaces of the memory team only; the control team has just its run timeline.
+    shared = {n[2] for n in store.list_namespaces(("gaia", "team-memory"), limit=1000)}
+    assert {"cases", "facts", "playbook", "role", "run"} <= shared
+    assert {n[2] for n in store.list_namespaces(("gaia", "team-no-memory"), limit=1000)} == {"run"}
+    bullets = Playbook(store, ("gaia", "team-memory")).bullets()
+    assert len(bullets) == len(later) and all(b.helpful == 2 for b in bullets)  # added in block 1, upvoted in 2
 
 
 def test_resume_skips_done_tasks_and_keeps_memory(stream: Path, tmp_path: Path,
@@ -159,3 +171,19 @@ def test_two_teams_in_separate_processes_share_nothing(stream: Path, tmp_path: P
         teams = {n[1] for n in store.list_namespaces(("gaia",), limit=1000)}
         assert teams == {"team-memory".replace("team", t) for t in ("teacher", "learner")}
         assert store.count(("gaia", "learner-memory", "role", "planner", "workflows")) == 0
+
+
+def test_curator_downvotes_a_workflow_that_misled_and_memory_off_writes_nothing() -> None:
+    store = InMemoryStore(HashingEmbedder(64))
+    memory = TeamMemory(store, "t", ("planner", "coder"))
+    trace = [TraceStep("coder", "date_diff", {"start": "2024-01-01", "end": "2024-02-01"}, "31")]
+    learnt = memory.curate(task_id="a", question="Days from 2024-01-01 to 2024-02-01?", file_name="", trace=trace,
+                           success=True, used_workflow=None, source="demonstrator")
+    assert learnt.workflow_id and memory.workflows["coder"].count() == 1
+    memory.curate(task_id="b", question="Days from 2024-03-01 to 2024-02-01?", file_name="", trace=trace,
+                  success=False, used_workflow=learnt.workflow_id, source="team")
+    assert memory.playbook_votes([learnt.workflow_id]) == {learnt.workflow_id: 0}  # 1 helpful, 1 harmful
+    off = TeamMemory(store, "off", ("planner", "coder"), enabled=False)
+    assert off.curate(task_id="c", question="q", file_name="", trace=trace, success=True, used_workflow=None,
+                      source="team").written == []
+    assert store.list_namespaces(("gaia", "off")) == [] and off.recall_workflows("planner", "Days from", {}) == []

@@ -49,6 +49,7 @@ __all__ = [
     "parse_cli_date",
     "parse_cli_namespace",
     "require_namespace",
+    "require_file_to_write",
     "require_new_folder_or_folder",
     "run",
 ]
@@ -224,6 +225,15 @@ def require_new_folder_or_folder(path: Path, option: str) -> Path:
     """An output folder option: a folder or a path that does not exist yet, never a file."""
     if path.exists() and not path.is_dir():
         raise InvalidInputError(f"{option} {path} is a file; give a folder (it is created if missing)")
+    return path
+
+
+def require_file_to_write(path: Path, option: str) -> Path:
+    """An output file option: not a folder, in a folder that exists."""
+    if path.is_dir():
+        raise InvalidInputError(f"{option} {path} is a folder; give a file name, e.g. {path / 'memory.out'}")
+    if not path.parent.is_dir():
+        raise InvalidInputError(f"{option} {path}: the folder {path.parent} does not exist; create it first")
     return path
 
 

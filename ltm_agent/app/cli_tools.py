@@ -25,7 +25,7 @@ from ltm_agent.app.cli_common import (
     out,
     parse_cli_date,
     parse_cli_namespace,
-    require_new_folder_or_folder,
+    require_file_to_write,
 )
 from ltm_agent.errors import InvalidInputError
 
@@ -57,8 +57,8 @@ def export_command(
     from ltm_agent.app.transfer import export_memory
 
     ns = parse_cli_namespace(namespace)
-    if str(output) != "-" and output.is_dir():
-        raise InvalidInputError(f"--output {output} is a folder; give a file name, e.g. {output / 'memory.jsonl'}")
+    if str(output) != "-":
+        require_file_to_write(output, "--output")
     with open_store(store, server, create=False) as handle:
         if str(output) == "-":
             report = export_memory(handle, ns, sys.stdout)
@@ -112,9 +112,7 @@ def inspect_command(
     if query is not None and not query.strip():
         raise InvalidInputError("--query is empty; give the question to explain, e.g. --query 'Where does Maya live?'")
     if html is not None:
-        if html.is_dir():
-            raise InvalidInputError(f"--html {html} is a folder; give a file name, e.g. {html / 'memory.html'}")
-        require_new_folder_or_folder(html.parent, "--html's folder")
+        require_file_to_write(html, "--html")
     with open_store(store, server, create=False) as handle:
         report = build_report(handle, ns, query=query, reference_time=ref, k=limit)
     if html is not None:

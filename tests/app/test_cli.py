@@ -284,3 +284,21 @@ def test_the_api_raises_ltm_errors_for_unreadable_input(tmp_path: Path) -> None:
         load_conversations(tmp_path / "missing.json", "jsonl")
     with pytest.raises(DataFormatError, match="cannot be read as a file"):
         load_conversations(tmp_path, "jsonl")
+
+
+def test_the_documented_example_file_ingests_as_docs_formats_says(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ltm_agent.data import example_conversations_path
+
+    store = str(tmp_path / "store")
+    code, stdout, _ = cli(capsys, "ingest", str(example_conversations_path()), "-s", store, "-n", "shop", "--json")
+    assert code == 0 and rows(stdout)[0]["namespaces"] == ["shop/alex", "shop/sam"]
+    code, stdout, _ = cli(capsys, "search", "What is the sourdough starter called?", "-s", store, "-n", "shop/alex",
+                          "-k", "3", "--json")
+    assert code == 0 and any("Gaston" in r["text"] for r in rows(stdout))
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "formats.md").read_text(encoding="utf-8")
+    first = json.loads(example_conversations_path().read_text(encoding="utf-8").splitlines()[0])
+    assert all(turn["text"] in docs for session in first["sessions"] for turn in session["turns"])
+    _, help_text, _ = cli(capsys, "ingest", "--help")
+    assert "docs/formats.md" in help_text

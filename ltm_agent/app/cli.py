@@ -263,7 +263,7 @@ def demo(
     ),
 ) -> None:
     """The main job, offline: a LangGraph agent with our memory nodes talks through the sample
-    conversation, then answers questions across sessions from memory (a few seconds once installed)."""
+    conversation, then answers questions across sessions from memory (about half a minute on 2 cores, once set up)."""
     from ltm_agent.app.demo import run_demo
 
     run_demo(store, console=out, scorer=scorer)

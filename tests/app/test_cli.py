@@ -302,3 +302,10 @@ def test_the_documented_example_file_ingests_as_docs_formats_says(
     assert all(turn["text"] in docs for session in first["sessions"] for turn in session["turns"])
     _, help_text, _ = cli(capsys, "ingest", "--help")
     assert "docs/formats.md" in help_text
+
+
+def test_the_cli_reference_page_is_current() -> None:
+    from ltm_agent.app.cli_docs import render_cli_reference
+
+    page = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
+    assert page.read_text(encoding="utf-8") == render_cli_reference(), "docs/cli.md is stale: run `make cli-docs`"

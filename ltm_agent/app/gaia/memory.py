@@ -171,6 +171,8 @@ class TeamMemory:
                 )
                 out.written.append(episode.id)
         out.written.extend(self._playbook_delta(workflow if success and trace else None, used_workflow, success))
+        if self.playbook is None:
+            out.notes.append("playbook: ltm_agent.evolution.playbook unavailable; no bullet written")
         if self.cases is not None:
             module = _evolution("experience")
             action = f"workflow {used_workflow}" if used_workflow else f"{source} plan"
@@ -180,11 +182,10 @@ class TeamMemory:
             out.written.extend(ids)
         else:
             out.notes.append("case bank: ltm_agent.evolution.experience unavailable; no case written")
-        if used_workflow:
-            from ltm_agent.evolution.utility import feedback
-
-            report = feedback(self.store, self.workflow_namespace(PLANNER), [used_workflow],
-                              1.0 if success else -1.0, task_id=task_id)
+        utility = _evolution("utility")
+        if used_workflow and utility is not None:
+            report = utility.feedback(self.store, self.workflow_namespace(PLANNER), [used_workflow],
+                                      1.0 if success else -1.0, task_id=task_id)
             out.written.extend(report.updated)
         return out
 

@@ -22,7 +22,6 @@ from ltm_agent.app.gaia.tasks import load_tasks
 from ltm_agent.app.gaia.team import Team
 from ltm_agent.app.gaia.tools import Toolbox
 from ltm_agent.embeddings import HashingEmbedder
-from ltm_agent.evolution.playbook import Playbook
 from ltm_agent.evolution.workflows import TraceStep
 from ltm_agent.memory_stores import InMemoryStore
 from ltm_agent.store import MemoryStore
@@ -68,9 +67,11 @@ def test_offline_stream_memory_on_vs_off(stream: Path, tmp_path: Path,
     assert rescore(out.results, stream)["disagreements"] == []
     # The curator wrote the shared namespaces of the memory team only; the control team has just its run timeline.
     shared = {n[2] for n in store.list_namespaces(("gaia", "team-memory"), limit=1000)}
-    assert {"cases", "facts", "playbook", "role", "run"} <= shared
+    assert {"facts", "role", "run"} <= shared  # + "cases" and "playbook" from the self-evolution modules
     assert {n[2] for n in store.list_namespaces(("gaia", "team-no-memory"), limit=1000)} == {"run"}
-    bullets = Playbook(store, ("gaia", "team-memory")).bullets()
+    playbook = pytest.importorskip("ltm_agent.evolution.playbook", reason="the self-evolution playbook is absent")
+    assert {"cases", "playbook"} <= shared
+    bullets = playbook.Playbook(store, ("gaia", "team-memory")).bullets()
     assert len(bullets) == len(later) and all(b.helpful == 2 for b in bullets)  # added in block 1, upvoted in 2
 
 
@@ -174,6 +175,7 @@ def test_two_teams_in_separate_processes_share_nothing(stream: Path, tmp_path: P
 
 
 def test_curator_downvotes_a_workflow_that_misled_and_memory_off_writes_nothing() -> None:
+    pytest.importorskip("ltm_agent.evolution.playbook", reason="the self-evolution playbook is absent")
     store = InMemoryStore(HashingEmbedder(64))
     memory = TeamMemory(store, "t", ("planner", "coder"))
     trace = [TraceStep("coder", "date_diff", {"start": "2024-01-01", "end": "2024-02-01"}, "31")]

@@ -11,31 +11,24 @@ Core types: :class:`EpisodicTimeline`, :class:`SessionInfo`, :class:`IngestRepor
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, replace
+import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Sequence
 
-import numpy as np
-
-from ltm_agent.conversations import Conversation, Session, Turn
+from ltm_agent.conversations import Conversation
 from ltm_agent.dates import require_aware, to_timestamp, utcnow
 from ltm_agent.errors import InvalidInputError, NotFoundError, describe
 from ltm_agent.filters import Filter
+from ltm_agent.live import session_indexes, session_record, write_turn
 from ltm_agent.namespaces import Namespace, validate_namespace
-from ltm_agent.records import Episode, Fact, RecordKind, StoredItem
+from ltm_agent.records import Episode, Fact, RecordKind
 from ltm_agent.store import MemoryStore, validate_text
-from ltm_agent.text import clip
+from ltm_agent.units import build_units, compose_vectors, episode_id, fit_units
 
 __all__ = ["EpisodicTimeline", "IngestReport", "SessionInfo", "build_units", "compose_vectors", "episode_id"]
 
 UNIT_KINDS = (RecordKind.TURN, RecordKind.ROUND, RecordKind.WINDOW, RecordKind.CONTEXT)
-
-
-def episode_id(namespace: Namespace, unit: RecordKind, source_ids: Sequence[str]) -> str:
-    """Stable id of an episode: the same turns give the same id (idempotent re-ingest)."""
-    digest = hashlib.sha256("\x1f".join((*namespace, str(unit), *source_ids)).encode()).hexdigest()[:24]
-    return f"{unit}-{digest}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,108 +50,6 @@ class IngestReport:
     turns: int
     items: int
     skipped_empty: int
-
-
-CONTEXT_WINDOW = 1
-"""Neighbouring turns on each side that a context key covers."""
-CONTEXT_CHARS = 400
-"""Characters of each neighbouring turn that go into a context key."""
-CONTEXT_MAX_TURN_CHARS = 400
-"""Only turns up to this long get a context key: short replies need their neighbours,
-long turns carry their own context (and would cost a second full-length embedding)."""
-
-
-def _render_turn(turn: Turn) -> str:
-    return f"{turn.speaker}: {turn.text}" if turn.speaker else f"{turn.role}: {turn.text}"
-
-
-def build_units(
-    namespace: Namespace,
-    session: Session,
-    session_index: int,
-    units: Sequence[RecordKind],
-    *,
-    ingested_at: datetime,
-    window: int = CONTEXT_WINDOW,
-) -> tuple[list[Episode], int]:
-    """Episodes for one session: every raw turn, plus rounds/windows when configured.
-
-    Returns the episodes and the number of empty turns skipped.
-    """
-    turns = [t for t in session.turns if t.text.strip()]
-    skipped = len(session.turns) - len(turns)
-
-    def make(unit: RecordKind, members: Sequence[tuple[int, Turn]], key: str | None = None) -> Episode:
-        first_pos, first = members[0]
-        return Episode(
-            id=episode_id(namespace, unit, [t.id for _, t in members]),
-            namespace=namespace,
-            text="\n".join(_render_turn(t) for _, t in members),
-            key=key,
-            created_at=ingested_at,
-            sources=tuple(t.id for _, t in members),
-            unit=unit,
-            role=first.role,
-            speaker=first.speaker,
-            session_id=session.id,
-            session_index=session_index,
-            position=first_pos,
-            event_time=session.date,
-        )
-
-    indexed = list(enumerate(turns))
-    episodes = [make(RecordKind.TURN, [pair]) for pair in indexed]
-    if RecordKind.ROUND in units:
-        # A round: a turn and the reply that follows it (LongMemEval's value unit).
-        for i in range(0, len(indexed) - 1):
-            if indexed[i][1].role != indexed[i + 1][1].role:
-                episodes.append(make(RecordKind.ROUND, indexed[i : i + 2]))
-    if RecordKind.CONTEXT in units:
-        # The turn as value, its neighbours in the key: a reply like "Yes, last week!"
-        # becomes findable by what it answers.
-        for i in range(len(indexed)):
-            lo, hi = max(0, i - window), min(len(indexed), i + window + 1)
-            if hi - lo > 1 and len(indexed[i][1].text) <= CONTEXT_MAX_TURN_CHARS:
-                # The turn itself first: embedders read only the start of a long key.
-                neighbours = [clip(_render_turn(t), CONTEXT_CHARS, mark="", at_word=True) for j, (_, t) in enumerate(indexed[lo:hi], lo) if j != i]
-                key = "\n".join([_render_turn(indexed[i][1]), *neighbours])
-                episodes.append(make(RecordKind.CONTEXT, [indexed[i]], key=key))
-    if RecordKind.WINDOW in units:
-        for i in range(len(indexed)):
-            lo, hi = max(0, i - window), min(len(indexed), i + window + 1)
-            if hi - lo > 1:
-                episodes.append(make(RecordKind.WINDOW, indexed[lo:hi]))
-    return episodes, skipped
-
-
-def compose_vectors(store: MemoryStore, episodes: Sequence[Episode], items: Sequence[StoredItem]) -> list[StoredItem]:
-    """Embed raw turns once; index every other unit under the normalised sum of its turns' vectors.
-
-    A context item is searched densely by the sum of its turn's and its
-    neighbours' vectors (BM25 reads its key text), a round or window by the sum
-    of the turns it covers. So the embedder runs once per turn whatever the
-    units: a round does not embed its two turns again. ``episodes`` must hold
-    every turn of each session they cover.
-    """
-    turn_rows = [i for i, e in enumerate(episodes) if e.unit is RecordKind.TURN]
-    vectors = store.vectors_for([items[i] for i in turn_rows])
-    by_place = {(episodes[i].session_id, episodes[i].position): vectors[row] for row, i in enumerate(turn_rows)}
-    out = list(items)
-    for row, i in enumerate(turn_rows):
-        out[i] = replace(items[i], vector=tuple(vectors[row].tolist()))
-    for i, episode in enumerate(episodes):
-        if episode.unit is RecordKind.TURN:
-            continue
-        if episode.unit is RecordKind.CONTEXT:
-            span = range(episode.position - CONTEXT_WINDOW, episode.position + CONTEXT_WINDOW + 1)
-        else:  # rounds and windows cover len(sources) consecutive turns from their position
-            span = range(episode.position, episode.position + len(episode.sources))
-        near = [by_place[(episode.session_id, p)] for p in span if (episode.session_id, p) in by_place]
-        if not near:
-            continue  # the store embeds it
-        summed = np.sum(near, axis=0)
-        out[i] = replace(items[i], vector=tuple((summed / max(float(np.linalg.norm(summed)), 1e-12)).tolist()))
-    return out
 
 
 class EpisodicTimeline:
@@ -222,19 +113,27 @@ class EpisodicTimeline:
             for turn in session.turns:
                 if turn.text.strip():
                     validate_text(turn.text, limits=self.store.limits, what=f"turn {turn.id}")
-        offset = self._session_offset()
+        # A session stored before keeps its index (re-ingest does not renumber); new ones follow.
+        known, free = session_indexes(self.store, self.namespace, [s.id for s in ordered])
         pending: list[Episode] = []
+        records = []
         items = skipped = turns = 0
-        for index, session in enumerate(ordered, start=offset):
+        for session in ordered:
+            index = known.get(session.id)
+            if index is None:
+                index, free = free, free + 1
             episodes, empty = build_units(self.namespace, session, index, self.units, ingested_at=now)
+            episodes = fit_units(episodes, self.store.limits.max_text_chars)
             skipped += empty
             pending.extend(episodes)
             session_turns = len(session.turns) - empty
             turns += session_turns
+            records.append(session_record(self.store, self.namespace, session.id, index, session_turns, session.date))
             if len(pending) >= batch_size:
                 items += self._flush(pending, on_items)
                 pending = []
         items += self._flush(pending, on_items)
+        self.store.put(records)  # after the turns: a live write that reads a record finds its turns
         self.store.warm(self.namespace)  # index now, not on the first search
         return IngestReport(1, len(ordered), turns, items, skipped)
 
@@ -249,10 +148,6 @@ class EpisodicTimeline:
             on_items(sum(1 for e in episodes if e.unit is RecordKind.TURN))
         return len(episodes)
 
-    def _session_offset(self) -> int:
-        existing = self.sessions()
-        return existing[-1].index + 1 if existing else 0
-
     def add_turn(
         self,
         text: str,
@@ -263,33 +158,42 @@ class EpisodicTimeline:
         time: datetime | None = None,
         turn_id: str | None = None,
     ) -> Episode:
-        """Record one live message as a turn episode at the end of its session."""
+        """Record one live message at the end of its session, with the units it completes.
+
+        Stores the same items :meth:`ingest` stores for the same conversation:
+        the turn (embedded once), turn *i−1*'s completed context key and turn
+        *i*'s partial one (indexed under sums of stored turn vectors), and any
+        other configured unit. The cost does not grow with the session or the
+        namespace, and concurrent writers of one session (threads, or processes
+        sharing a Chroma server) never share a position or overwrite each other
+        (see :mod:`ltm_agent.live`).
+
+        Args:
+            text: What was said.
+            role: ``"user"``, ``"assistant"``, ...
+            speaker: Speaker name, if known (rendered instead of the role).
+            session_id: The session the turn belongs to (a label inside this timeline).
+            time: When it was said (aware); default: the clock.
+            turn_id: The turn's own id (e.g. a message id); a turn id already
+                stored is not written again. Default: a random id.
+
+        Example:
+            >>> from ltm_agent.embeddings import HashingEmbedder
+            >>> from ltm_agent.memory_stores import InMemoryStore
+            >>> timeline = EpisodicTimeline(InMemoryStore(HashingEmbedder()), ("demo",))
+            >>> [timeline.add_turn(t, session_id="s1").position for t in ("hi", "hello!")]
+            [0, 1]
+        """
         validate_text(text, limits=self.store.limits)
         when = require_aware(time, "time") if time is not None else self.clock()
-        existing = self.episodes(filter={"session_id": session_id})
-        if existing:
-            index = existing[0].session_index
-        else:  # a new session: only then read the other sessions, to number it after them
-            sessions = self.sessions()
-            index = sessions[-1].index + 1 if sessions else 0
-        position = len(existing)
-        tid = turn_id or f"{session_id}#{position}"
-        episode = Episode(
-            id=episode_id(self.namespace, RecordKind.TURN, [tid]),
-            namespace=self.namespace,
-            text=f"{speaker or role}: {text}",
-            created_at=self.clock(),
-            sources=(tid,),
-            unit=RecordKind.TURN,
-            role=role,
-            speaker=speaker,
-            session_id=session_id,
-            session_index=index,
-            position=position,
-            event_time=when,
+        if turn_id is not None and (not isinstance(turn_id, str) or not turn_id):
+            raise InvalidInputError(f"turn_id must be a non-empty str, got {describe(turn_id)}")
+        if not isinstance(session_id, str) or not session_id:
+            raise InvalidInputError(f"session_id must be a non-empty str, got {describe(session_id)}")
+        return write_turn(
+            self.store, self.namespace, self.units, text=text, role=role, speaker=speaker, session_id=session_id,
+            turn_id=turn_id or f"{session_id}#{uuid.uuid4().hex[:16]}", when=when, now=self.clock(),
         )
-        self.store.put([episode.to_item()])
-        return episode
 
     # -- reading ----------------------------------------------------------
 

@@ -280,7 +280,7 @@ def list_namespaces(op: ListNamespacesOp) -> Step:
     return found
 
 
-def dense_search(op: SearchOp, cache: SideCache, writer: str) -> Step:
+def dense_search(op: SearchOp, cache: SideCache, writer: str, synced: set[Namespace]) -> Step:
     where = to_where(op.filter)
     if where is MATCH_NOTHING or op.limit == 0:
         return []
@@ -291,8 +291,11 @@ def dense_search(op: SearchOp, cache: SideCache, writer: str) -> Step:
     # Reading documents and metadata back from Chroma is most of a query's time; when
     # the namespace's side index is current it already holds them (and the vectors).
     entry = cache.get(op.namespace)
-    if entry is not None and not (yield from _sync(op.namespace, entry, collection, writer)):
-        entry = None
+    if entry is not None and op.namespace not in synced:
+        if (yield from _sync(op.namespace, entry, collection, writer)):
+            synced.add(op.namespace)
+        else:
+            entry = None
     if entry is not None and entry.exact:
         return entry.dense(op, np.asarray(vector, dtype=np.float32))
     include = ["distances"] if entry is not None else ["documents", "metadatas", "distances"]
@@ -327,10 +330,10 @@ def dense_search(op: SearchOp, cache: SideCache, writer: str) -> Step:
     return page(rank(scored), op.limit, op.offset)
 
 
-def keyword_search(op: SearchOp, cache: SideCache, writer: str) -> Step:
+def keyword_search(op: SearchOp, cache: SideCache, writer: str, synced: set[Namespace]) -> Step:
     if op.limit == 0:
         return []
-    entry = yield from current_entry(op.namespace, cache, writer)
+    entry = yield from current_entry(op.namespace, cache, writer, synced)
     if entry is None:
         return []
     return entry.keyword(op)
@@ -338,26 +341,34 @@ def keyword_search(op: SearchOp, cache: SideCache, writer: str) -> Step:
 
 def warm(namespace: Namespace, cache: SideCache, writer: str) -> Step:
     """Bring the namespace's side index up to date (cheap when it is current)."""
-    yield from current_entry(namespace, cache, writer)
+    yield from current_entry(namespace, cache, writer, set())
 
 
 # -- the side index: derived from Chroma alone -------------------------------
 
 
-def current_entry(namespace: Namespace, cache: SideCache, writer: str) -> Step:
-    """The namespace's side entry, synced with Chroma (rebuilt when syncing cannot follow)."""
+def current_entry(namespace: Namespace, cache: SideCache, writer: str, synced: set[Namespace]) -> Step:
+    """The namespace's side entry, synced with Chroma (rebuilt when syncing cannot follow).
+
+    ``synced`` holds the namespaces already synced by this batch: the searches of
+    one batch (a retriever asks dense and keyword, per unit kind) sync once.
+    """
+    entry = cache.get(namespace)
+    if entry is not None and namespace in synced:
+        return entry
     collection = yield Open(namespace, False)
     if collection is None:
         cache.forget(namespace)
         return None
-    entry = cache.get(namespace)
     if entry is not None and (yield from _sync(namespace, entry, collection, writer)):
+        synced.add(namespace)
         return entry
     for _ in range(3):  # other writers deleting during the rebuild: try again, then serve what we have
         generation = cache.generation(namespace)
         entry = yield from _rebuild(namespace, collection)
         cache.install(namespace, entry, generation)
         if (yield from _sync(namespace, entry, collection, writer)):
+            synced.add(namespace)
             break
     return entry
 
@@ -395,10 +406,16 @@ def _sync(namespace: Namespace, entry: SideEntry, collection: Any, writer: str) 
     writers (or of anyone, when the entry is ``suspect``) up to :data:`SKEW_US` older than
     that; fetches the ones the entry lacks; then compares counts (a deletion by someone else).
     """
-    window: dict[str, Any] = {"_updated_us": {"$gt": entry.high_us - SKEW_US}}
-    if not entry.suspect:
-        others = {"$or": [{"_writer": {"$ne": writer}}, {"_updated_us": {"$gt": entry.high_us}}]}
-        window = {"$and": [window, others]}
+    now_us = to_micros(utcnow())
+    high = entry.high_us
+    window: dict[str, Any]
+    if entry.settled and not entry.suspect:
+        window = {"_updated_us": {"$gt": high}}  # everything older has landed and was seen
+    else:
+        window = {"_updated_us": {"$gt": high - SKEW_US}}
+        if not entry.suspect:
+            others = {"$or": [{"_writer": {"$ne": writer}}, {"_updated_us": {"$gt": high}}]}
+            window = {"$and": [window, others]}
     recent = yield from _get_where(collection, window, ["metadatas"])
     changed = [i for i, m in zip(recent["ids"], recent["metadatas"]) if entry.stamps.get(i) != _stamp(m)]
     if changed:
@@ -409,4 +426,6 @@ def _sync(namespace: Namespace, entry: SideEntry, collection: Any, writer: str) 
         _apply(namespace, entry, got)
     size = yield Call(collection, "count", {})
     entry.suspect = False
+    if now_us > high + SKEW_US and entry.high_us == high:
+        entry.settled = True
     return int(size) == len(entry)

@@ -64,11 +64,14 @@ class SideEntry:
         self.stamps: dict[str, tuple[int, str]] = {}  # id -> (_updated_us, _writer)
         self.high_us = 0
         self.suspect = False
+        self.settled = False
+        """True once a full look at the :data:`SKEW_US` window ran later than ``high_us + SKEW_US``:
+        every record stamped up to ``high_us`` has landed, so syncs only ask for newer ones."""
         """True when own writes may be missing (they raced a rebuild): the next sync looks at every writer."""
         self._row: dict[str, int] = {}
         self._row_ids: list[str | None] = []
         self._matrix = np.zeros((0, 0), dtype=np.float32)
-        self._id_rank: np.ndarray | None = None  # each row's position in id order, built when a filter needs it
+        self._alive = np.zeros(0, dtype=bool)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -80,7 +83,9 @@ class SideEntry:
                 self.index.upsert(item.id, item.index_text, item.metadata)
                 self.items[item.id] = item
                 self.stamps[item.id] = stamp
-                self.high_us = max(self.high_us, stamp[0])
+                if stamp[0] > self.high_us:
+                    self.high_us = stamp[0]
+                    self.settled = False
                 if self.exact:
                     self._set_row(item.id, np.asarray(vectors[n], dtype=np.float32))
 
@@ -94,7 +99,7 @@ class SideEntry:
                 if row is not None:
                     self._row_ids[row] = None
                     self._matrix[row] = 0.0
-                    self._id_rank = None
+                    self._alive[row] = False
 
     def _set_row(self, item_id: str, vector: np.ndarray) -> None:
         norm = float(np.linalg.norm(vector)) or 1.0
@@ -103,38 +108,45 @@ class SideEntry:
             row = len(self._row_ids)
             if row >= self._matrix.shape[0]:  # grow by doubling: appends are amortised O(1)
                 grown = np.zeros((max(64, 2 * self._matrix.shape[0]), vector.shape[0]), dtype=np.float32)
+                alive = np.zeros(grown.shape[0], dtype=bool)
                 if self._matrix.shape[0]:
                     grown[: self._matrix.shape[0]] = self._matrix
-                self._matrix = grown
+                    alive[: self._alive.shape[0]] = self._alive
+                self._matrix, self._alive = grown, alive
             self._row[item_id] = row
             self._row_ids.append(item_id)
-            self._id_rank = None
+            self._alive[row] = True
         self._matrix[row] = vector / norm
 
     def dense(self, op: SearchOp, vector: np.ndarray) -> list[ScoredItem]:
-        """Exact cosine ranking (best first, ties by id) over the entry's vectors."""
+        """Exact cosine ranking (best first, ties by id) over the entry's vectors.
+
+        Only the best rows are sorted: the top ``offset + limit`` (four times
+        that under a filter, widening until the page is full), never the namespace.
+        """
         with self.lock:
             rows = len(self._row_ids)
-            if not rows or not self.items:
+            live = len(self.items)
+            if not rows or not live:
                 return []
             matrix = self._matrix[:rows]
             scores = matrix @ (vector / (np.linalg.norm(vector) or 1.0))
-            alive = np.fromiter((i is not None for i in self._row_ids), dtype=bool, count=rows)
-            scores = np.where(alive, scores, -np.inf)
+            scores[~self._alive[:rows]] = -np.inf
             normal = validate_filter(op.filter)
             end = op.offset + op.limit
-            if normal:
-                order = np.lexsort((self._rank(), -scores))
-            else:
-                order = self._top(scores, min(end, int(alive.sum())))
-            kept: list[int] = []
-            for row in order.tolist():  # the filter runs only until the page is full
-                item_id = self._row_ids[row]
-                if item_id is None or (normal and not matches(self.items[item_id].metadata, normal)):
-                    continue
-                kept.append(row)
-                if len(kept) >= end:
+            want = min(4 * end if normal else end, live)
+            while True:
+                kept: list[int] = []
+                for row in self._top(scores, want).tolist():
+                    item_id = self._row_ids[row]
+                    if item_id is None or (normal and not matches(self.items[item_id].metadata, normal)):
+                        continue
+                    kept.append(row)
+                    if len(kept) >= end:
+                        break
+                if len(kept) >= end or want >= live:
                     break
+                want = min(4 * want, live)
             found = []
             for row in kept[op.offset :]:
                 copy = matrix[row].copy() if op.with_vectors else None
@@ -152,14 +164,6 @@ class SideEntry:
             candidates = np.arange(len(scores))
         ids = self._row_ids
         return np.array(sorted(candidates.tolist(), key=lambda r: (-scores[r], ids[r] or "")), dtype=np.int64)
-
-    def _rank(self) -> np.ndarray:
-        if self._id_rank is None or len(self._id_rank) != len(self._row_ids):
-            names = np.array([i or "" for i in self._row_ids], dtype=object)
-            rank = np.empty(len(names), dtype=np.int64)
-            rank[np.argsort(names, kind="stable")] = np.arange(len(names))
-            self._id_rank = rank
-        return self._id_rank
 
     def keyword(self, op: SearchOp) -> list[ScoredItem]:
         with self.lock:

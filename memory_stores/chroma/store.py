@@ -437,6 +437,7 @@ class ChromaStore(ChromaDriver, MemoryStore):
     def _plan(self, ops: Sequence[Op], vectors: np.ndarray) -> list[_Unit]:
         """One unit per op, except that a run of puts becomes one upsert per namespace."""
         units: list[_Unit] = []
+        synced: set[Namespace] = set()  # namespaces whose side index this batch already synced
         run: dict[Namespace, dict[str, tuple[StoredItem, np.ndarray]]] = {}
         row = 0
 
@@ -456,20 +457,20 @@ class ChromaStore(ChromaDriver, MemoryStore):
                 row += 1
                 continue
             flush()
-            units.append(_Unit(self._op_maker(op), slot))
+            units.append(_Unit(self._op_maker(op, synced), slot))
         flush()
         return units
 
     def _put_maker(self, namespace: Namespace, items: list[StoredItem], matrix: np.ndarray) -> Callable[[], Step]:
         return lambda: ops_.put_namespace(namespace, items, matrix, self._max_batch, self._keyword, self._writer)
 
-    def _op_maker(self, op: Op) -> Callable[[], Step]:
+    def _op_maker(self, op: Op, synced: set[Namespace]) -> Callable[[], Step]:
         if isinstance(op, GetOp):
             return lambda: ops_.get(op)
         if isinstance(op, SearchOp):
             if op.mode == "keyword":
-                return lambda: ops_.keyword_search(op, self._keyword, self._writer)
-            return lambda: ops_.dense_search(op, self._keyword, self._writer)
+                return lambda: ops_.keyword_search(op, self._keyword, self._writer, synced)
+            return lambda: ops_.dense_search(op, self._keyword, self._writer, synced)
         if isinstance(op, ListOp):
             return lambda: ops_.list_items(op)
         if isinstance(op, DeleteOp):

@@ -165,8 +165,10 @@ class TeamMemory:
             timeline = EpisodicTimeline(self.store, self.namespace("facts"))
             for n, step in enumerate(trace):
                 args = ", ".join(f"{k}={v}" for k, v in step.args.items())
+                # The task is part of the fact, so a later, similar task retrieves (and ALR² can quote) it.
                 episode = timeline.add_turn(
-                    f"{step.tool}({args}) returned {step.output}", role="assistant", session_id=task_id,
+                    f'While solving "{question}": {step.tool}({args}) returned {step.output}',
+                    role="assistant", session_id=task_id,
                     turn_id=f"{task_id}#fact{n}",
                 )
                 out.written.append(episode.id)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
@@ -86,6 +87,16 @@ def test_resume_skips_done_tasks_and_keeps_memory(stream: Path, tmp_path: Path,
     assert resumed and all(r["solver"] == "workflow" and r["score"] == 1 for r in resumed)  # learnt before the restart
 
 
+class _Prompts(BaseCallbackHandler):
+    """Records what a chat model was sent (LangChain's own callback hook)."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def on_chat_model_start(self, serialized: object, messages: list, **kwargs: object) -> None:  # type: ignore[override]
+        self.seen.append("\n".join(str(m.content) for m in messages[0]))
+
+
 def _scripted(*messages: AIMessage) -> GenericFakeChatModel:
     return GenericFakeChatModel(messages=iter(messages))
 
@@ -98,6 +109,7 @@ def test_chat_models_in_every_role(stream: Path, server_store: Callable[..., Mem
     tasks = [t for t in load_tasks(stream) if t.family == "csv_lookup"]
     first, second = tasks
     row = {"item": first.question.split(" of ")[1].split("?")[0], "column": first.question.split("the ")[2].split()[0]}
+    prompts = _Prompts()
     models = {
         "planner": _scripted(_call("transfer_to_file_reader", instruction="look it up"), _call("transfer_to_answerer"),
                              _call("transfer_to_file_reader", instruction="look it up"), _call("transfer_to_answerer")),
@@ -108,8 +120,11 @@ def test_chat_models_in_every_role(stream: Path, server_store: Callable[..., Mem
             _call("table_lookup", path="nope.csv", match_column="item", match_value="x", return_column="price"),
             AIMessage("the file is missing"),
         ),
-        "answerer": _scripted(AIMessage(f"The value is {first.final_answer}.\nFINAL ANSWER: {first.final_answer}"),
-                              AIMessage("FINAL ANSWER: unknown")),
+        "answerer": GenericFakeChatModel(
+            messages=iter([AIMessage(f"The value is {first.final_answer}.\nFINAL ANSWER: {first.final_answer}"),
+                           AIMessage("FINAL ANSWER: unknown")]),
+            callbacks=[prompts],
+        ),
         "researcher": _scripted(), "coder": _scripted(),
     }
     store = server_store()
@@ -123,9 +138,12 @@ def test_chat_models_in_every_role(stream: Path, server_store: Callable[..., Mem
     assert team.memory.workflows["coder"].count() == 0  # each role's namespace holds only its own steps
     learnt = planner_workflows.recall(second.question, given={"file": second.file_name})[0]
     assert learnt.bindings is not None and learnt.bindings["file"] == second.file_name
-    # The second task: the planner read the workflow; the scripted model ignores it and fails - no demonstrator.
-    again = team.run(second)
+    # The same task again: the planner reads the workflow; the scripted model ignores it, its only tool call
+    # fails, so the answerer gets ALR² evidence (grounded quotes) from the facts the curator stored after task 1.
+    again = team.run(first)
     assert again.verdict is False and again.memories_read > 0 and again.solver == "model"
+    assert "<evidence" not in prompts.seen[0] and "<evidence" in prompts.seen[1]
+    assert f"returned {first.final_answer}" in prompts.seen[1]
     assert [n for n in store.list_namespaces(("gaia",)) if n[1] != "modelled"] == []
 
 

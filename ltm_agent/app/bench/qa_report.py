@@ -38,9 +38,12 @@ from ltm_agent.app.bench.datasets import Question
 from ltm_agent.app.bench.qa_metrics import exact_match, is_abstention, locomo_f1, normalize_answer, token_f1
 
 __all__ = [
+    "EXTRACTIVE_NOTE",
     "LOCOMO_CATEGORY_NAMES",
     "QA_METRICS",
     "line_group",
+    "plot_qa",
+    "render_qa_report",
     "score_line",
     "score_qa_results",
     "token_recall",
@@ -201,32 +204,42 @@ def _label(dataset: str, group: str) -> str:
     return group
 
 
-def _plot(dataset: str, scored: Mapping[str, Any], title: str, path: Path) -> None:
-    from ltm_agent.app.bench.report import pyplot
+HATCHES = ("", "//", "..", "xx", "\\\\", "++", "oo", "--")
+
+
+def plot_qa(summary: Mapping[str, Any], path: Path) -> Path:
+    """Score per category, one bar per system: distinct colours and hatches; ``ltm`` black-edged and first."""
+    from ltm_agent.app.bench.report import PALETTE, pyplot
 
     plt = pyplot()
-
+    dataset, scored = summary["dataset"], summary["systems"]
+    names = sorted(scored, key=lambda n: n != "ltm")
     groups = sorted({g for d in scored.values() for g in d["by_category"]}, key=lambda g: (not g.isdigit(), g.zfill(4)))
     columns = [*groups, "overall"]
-    width = 0.8 / max(1, len(scored))
-    fig, ax = plt.subplots(figsize=(max(7.0, 1.3 * len(columns)), 4.5))
+    width = 0.8 / max(1, len(names))
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.3 * len(columns)), 4.8))
     top = 0.0
-    for i, (name, data) in enumerate(scored.items()):
+    for i, name in enumerate(names):
+        data = scored[name]
         values = [data["by_category"].get(g, {}).get("score") for g in groups] + [data["metrics"]["score"]]
         heights = [v if v is not None else 0.0 for v in values]
         top = max(top, *heights)
-        xs = [x + (i - (len(scored) - 1) / 2) * width for x in range(len(columns))]
-        bars = ax.bar(xs, heights, width, label=name)
+        xs = [x + (i - (len(names) - 1) / 2) * width for x in range(len(columns))]
+        style = ({"color": "#333333", "edgecolor": "black", "linewidth": 1.2} if name == "ltm"
+                 else {"color": PALETTE[i % len(PALETTE)], "edgecolor": "white", "hatch": HATCHES[i % len(HATCHES)]})
+        bars = ax.bar(xs, heights, width, label=name, **style)
         ax.bar_label(bars, fmt="%.2f", fontsize=6, padding=1)
     ax.set_xticks(range(len(columns)), [_label(dataset, c) for c in columns], rotation=20, ha="right", fontsize=8)
-    ax.set_ylabel("mean score (F1 / abstention / judge)")
-    ax.set_ylim(0, min(1.0, max(0.1, top * 1.2)))
+    ax.set_ylabel("mean score (F1, abstention or judge; see report)")
+    ax.set_ylim(0, min(1.0, max(0.1, top * 1.25)))
     ax.grid(axis="y", alpha=0.3)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(f"{dataset}: answer score per category (reader {summary.get('reader')}, "
+                 f"{summary.get('budget_tokens')} context tokens)", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    return path
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -246,7 +259,7 @@ def write_qa_reports(
     Systems the run could not build (``unavailable.json``) are not scored; their
     reasons go to ``summary.json`` and a "Systems not run" section of ``report.md``.
     """
-    from ltm_agent.app.bench.report import read_unavailable, unavailable_section
+    from ltm_agent.app.bench.report import read_unavailable
 
     unavailable = read_unavailable(out_dir, systems)
     scored = score_qa_results(out_dir / "results.jsonl", questions, [s for s in systems if s not in unavailable])
@@ -268,11 +281,45 @@ def write_qa_reports(
     }
     summary_path = out_dir / "summary.json"
     summary_path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    reader, budget = summary["reader"], summary["budget_tokens"]
-    plot_path = out_dir / "qa_score_by_category.png"
-    title = f"{dataset}: answer score per category (reader {reader}, {budget} context tokens)"
-    _plot(dataset, scored, title, plot_path)
+    plot_path = plot_qa(summary, out_dir / QA_PLOT_NAME)
+    report_path = out_dir / "report.md"
+    report_path.write_text(render_qa_report(summary, plot_path.name) + "\n", encoding="utf-8")
+    return summary_path, report_path
 
+
+QA_PLOT_NAME = "qa_score_by_category.png"
+EXTRACTIVE_NOTE = (
+    "`extractive-fallback`, a deterministic sentence picker and not a language model: it answers with the context "
+    "sentence that shares the most words with the question, verbatim. It is **not ALR²** (the library's "
+    "retrieve-then-reason step, which rejects quotes memory does not contain and abstains when nothing grounds) "
+    "and in practice **cannot abstain**: it declines only when no context sentence shares a word with the "
+    "question, which 1,024 tokens of context almost never allow, so its abstention scores (LoCoMo category 5) are "
+    "near zero for every system. With verbatim sentences for answers, F1 against short gold answers is low for "
+    "every system; `token_recall` shows whether the answer sentence at least contains the gold answer. The table "
+    "compares what each system's retrieval lets one fixed reader say; it is not a measure of answer quality "
+    "with an LLM"
+)
+QA_METRIC_HELP = (
+    "- **score**: the data set's official score, averaged over all questions (LoCoMo: token F1 per category, "
+    "with category 5 scored 1 when the answer abstains; LongMemEval: the judge's verdict when a judge ran, else F1).\n"
+    "- **f1**: token F1 between answer and gold answer (answerable questions only).\n"
+    "- **exact_match**: 1 when the normalised answer equals the gold answer.\n"
+    "- **token_recall**: share of the gold answer's (stemmed) words that the answer contains.\n"
+    "- **abstention_accuracy**: share of unanswerable questions (LoCoMo category 5, LongMemEval `_abs`) "
+    "where the reader declined.\n"
+    "- **judge_accuracy**: share judged correct by the LLM judge (`-` when no judge ran).\n"
+    "- **abstain_rate_answerable**: share of answerable questions the reader declined (lower is better).\n"
+    "- **ctx tokens**: mean context given to the reader; **reader tokens**: prompt + completion tokens of the "
+    "reader (0 for the extractive reader); latencies are medians per question."
+)
+
+
+def render_qa_report(summary: Mapping[str, Any], plot_name: str = QA_PLOT_NAME) -> str:
+    """``report.md`` of a QA run from its summary (``bench docs`` re-renders old runs with it)."""
+    from ltm_agent.app.bench.report import unavailable_section
+
+    dataset, scored = summary["dataset"], summary["systems"]
+    reader, budget = summary.get("reader"), summary.get("budget_tokens")
     rows = [
         [name, str(d["questions"])]
         + [_fmt(d["metrics"][m]) for m in QA_METRICS]
@@ -284,30 +331,22 @@ def write_qa_reports(
     group_rows = [
         [name] + [_fmt(d["by_category"].get(g, {}).get("score")) for g in groups] for name, d in scored.items()
     ]
-    reader_note = (
-        "`extractive-fallback`, the deterministic extractive reader (best-matching context sentence, verbatim; "
-        "abstains when none grounds; not a language model)"
-        if reader == "extractive-fallback" else f"the chat model `{reader}`"
-    )
-    judge_note = f"judge `{summary['judge']}`" if summary["judge"] else "no LLM judge (judge null; F1/exact match)"
-    report = "\n\n".join([
+    group_counts = {g: max(d["by_category"].get(g, {}).get("n", 0) for d in scored.values()) for g in groups}
+    reader_note = EXTRACTIVE_NOTE if reader == "extractive-fallback" else f"the chat model `{reader}`"
+    judge_note = f"judge `{summary['judge']}`" if summary.get("judge") else "no LLM judge (judge null; F1/exact match)"
+    counts = ", ".join(f"{n} {_label(dataset, g)}" for g, n in group_counts.items())
+    return "\n\n".join([
         f"# QA benchmark: {dataset}",
         (
-            f"Generated {summary['generated_at']} by `ltm-agent bench qa`; {summary['questions']} questions; "
-            f"reader: {reader_note}; context: each system's ranked items packed into {budget} cl100k tokens "
-            f"(stop at the first item that does not fit); {judge_note}."
+            f"Generated {summary['generated_at']} by `ltm-agent bench qa`; {summary['questions']} questions, every "
+            f"question of the file including the unanswerable ones ({counts}); context: each system's ranked items "
+            f"packed into {budget} cl100k tokens (stop at the first item that does not fit); {judge_note}."
         ),
+        f"Reader: {reader_note}.",
         _table(["system", "n", *QA_METRICS, "ctx tokens", "reader tokens", "retrieval p50 ms", "reader p50 ms"], rows),
-        (
-            "`score`: official score over all questions (LoCoMo: per-category F1, category 5 = abstention; "
-            "LongMemEval: judge verdict when judged, else F1). `f1`, `exact_match`, `token_recall` (share of "
-            "gold tokens in the answer): answerable questions only."
-        ),
+        "What the columns mean:\n\n" + QA_METRIC_HELP,
         "## score by category",
         _table(["system", *[_label(dataset, g) for g in groups]], group_rows),
-        f"![score by category]({plot_path.name})",
-        *unavailable_section(unavailable),
+        f"![score by category; ltm is the dark, black-edged bar]({plot_name})",
+        *unavailable_section(summary.get("unavailable", {})),
     ])
-    report_path = out_dir / "report.md"
-    report_path.write_text(report + "\n", encoding="utf-8")
-    return summary_path, report_path

@@ -9,6 +9,7 @@ Core functions: :func:`score_results`, :func:`write_reports`.
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -24,7 +25,19 @@ from ltm_agent.app.bench.metrics import (
 )
 from ltm_agent.errors import MissingExtraError
 
-__all__ = ["HEADLINE", "pyplot", "read_unavailable", "score_results", "unavailable_section", "write_reports"]
+__all__ = [
+    "HEADLINE",
+    "category_label",
+    "not_scored",
+    "plot_recall",
+    "pyplot",
+    "read_unavailable",
+    "render_report",
+    "score_results",
+    "system_style",
+    "unavailable_section",
+    "write_reports",
+]
 
 HEADLINE = {
     "locomo": ("recall@512t", "recall@1024t", "recall_all@1024t", "recall@2048t", "recall@5", "ndcg@10"),
@@ -111,24 +124,56 @@ def pyplot() -> Any:
     return plt
 
 
-def _plot(dataset: str, scored: dict[str, Any], path: Path) -> None:
+PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2",
+    "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#c5b0d5", "#c49c94",
+)
+"""Colours of the systems other than ``ltm`` (distinct hues; ``ltm`` is drawn in black, on top)."""
+LINESTYLES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*")
+
+
+def system_style(index: int, name: str) -> dict[str, Any]:
+    """Plot style of the ``index``-th system: colour, line style and marker all differ between
+    neighbours, so two systems never look alike even in grey print; ``ltm`` is black, thick and on top."""
+    if name == "ltm":
+        return {"color": "black", "linestyle": "-", "marker": "o", "linewidth": 2.8, "zorder": 10, "markersize": 6}
+    return {
+        "color": PALETTE[index % len(PALETTE)],
+        "linestyle": LINESTYLES[index % len(LINESTYLES)],
+        "marker": MARKERS[index % len(MARKERS)],
+        "linewidth": 1.3,
+        "zorder": 2,
+        "markersize": 4,
+    }
+
+
+def plot_recall(summary: dict[str, Any], path: Path) -> Path:
+    """Evidence recall against the token budget, one line per system, from ``summary.json``'s content."""
     plt = pyplot()
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, data in scored.items():
-        ys = [data["metrics"].get(f"recall@{b}t", float("nan")) for b in TOKEN_BUDGETS]
-        ax.plot(TOKEN_BUDGETS, ys, marker="o", label=name, linewidth=2.5 if name == "ltm" else 1.2)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    systems = summary["systems"]
+    others = [name for name in systems if name != "ltm"]
+    for index, name in enumerate([*others, *(["ltm"] if "ltm" in systems else [])]):
+        budgets = [b for b in TOKEN_BUDGETS if f"recall@{b}t" in systems[name]["metrics"]]
+        ys = [systems[name]["metrics"][f"recall@{b}t"] for b in budgets]
+        ax.plot(budgets, ys, label=name, **system_style(index, name))
     ax.set_xscale("log", base=2)
     ax.set_xticks(TOKEN_BUDGETS, [str(b) for b in TOKEN_BUDGETS])
-    ax.set_xlabel("context-token budget (cl100k)")
-    ax.set_ylabel("evidence recall")
+    ax.set_xlabel("context-token budget B (cl100k tokens)")
+    ax.set_ylabel("evidence recall@B (share of evidence turns found)")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
-    ax.set_title(f"{dataset}: evidence recall within a token budget")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(f"{summary['dataset']}: evidence recall within a token budget")
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: labels[i] != "ltm")  # ltm first in the legend too
+    ax.legend([handles[i] for i in order], [labels[i] for i in order], fontsize=7, loc="center left",
+              bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    return path
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -161,16 +206,74 @@ def write_reports(
     summary = {
         "dataset": dataset,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "questions_total": len(questions),
         "questions_scored": max((d["questions"] for d in scored.values()), default=0),
+        "not_scored": not_scored(questions),
         "speed": speed,
         "systems": scored,
         "unavailable": unavailable,
     }
     summary_path = out_dir / "summary.json"
     summary_path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    plot_path = out_dir / "recall_vs_budget.png"
-    _plot(dataset, scored, plot_path)
+    plot_path = plot_recall(summary, out_dir / PLOT_NAME)
+    report_path = out_dir / "report.md"
+    report_path.write_text(render_report(summary, plot_path.name) + "\n", encoding="utf-8")
+    return summary_path, report_path
 
+
+PLOT_NAME = "recall_vs_budget.png"
+METRIC_HELP = {
+    "recall@{B}t": "share of a question's evidence turns inside the first ranked items that fit in B tokens "
+    "(walk the ranking, stop at the first item that does not fit)",
+    "recall_all@{B}t": "1 when *every* evidence turn is inside that budget, else 0 (multi-turn evidence complete)",
+    "session_recall_all@5": "1 when every evidence session is among the sessions of the first 5 distinct "
+    "sessions the ranking reaches (LongMemEval's session-level view)",
+    "recall@5": "share of evidence turns among the first 5 items, whatever their length",
+    "ndcg@10": "ranking quality of the first 10 items: relevant items (any source is evidence) count more "
+    "the higher they rank; 1 is a perfect order",
+    "p50 / p95 ms": "median and 95th-percentile retrieval latency per question, embedding the question included",
+}
+
+
+def not_scored(questions: Sequence[Question]) -> dict[str, int]:
+    """Why questions of the file are left out of retrieval scoring, with counts."""
+    reasons: dict[str, int] = {}
+    for question in questions:
+        if is_scored(question):
+            continue
+        if question.dataset == "locomo" and question.category == "5":
+            reason = "category 5 (adversarial): the answer is not in the conversation, so there is no evidence to retrieve"
+        elif question.abstention:
+            reason = "abstention (_abs) questions: the asked-about event is not in the history"
+        else:
+            reason = "no evidence turn ids in the data set"
+        reasons[reason] = reasons.get(reason, 0) + 1
+    return reasons
+
+
+def category_label(dataset: str, category: str) -> str:
+    """``"1 multi-hop"`` for LoCoMo's numbered categories; other data sets' names as they are."""
+    from ltm_agent.app.bench.qa_report import LOCOMO_CATEGORY_NAMES
+
+    if dataset == "locomo" and category in LOCOMO_CATEGORY_NAMES:
+        return f"{category} {LOCOMO_CATEGORY_NAMES[category]}"
+    return category
+
+
+def _definitions(head: Sequence[str]) -> str:
+    keys: list[str] = []
+    for column in head:
+        generic = re.sub(r"@\d+t$", "@{B}t", column)
+        if generic in METRIC_HELP and generic not in keys:
+            keys.append(generic)
+    keys.append("p50 / p95 ms")
+    lines = [f"- **{key.replace('{B}', 'B')}**: {METRIC_HELP[key]}." for key in keys]
+    return "What the columns mean:\n\n" + "\n".join(lines)
+
+
+def render_report(summary: dict[str, Any], plot_name: str = PLOT_NAME) -> str:
+    """``report.md`` from a run's summary (so ``bench docs`` can re-render old runs with today's wording)."""
+    dataset, scored, speed = summary["dataset"], summary["systems"], summary.get("speed", {})
     head = HEADLINE[dataset]
     rows = [
         [name, str(d["questions"])] + [f"{d['metrics'].get(m, float('nan')):.3f}" for m in head]
@@ -178,7 +281,7 @@ def write_reports(
         for name, d in scored.items()
     ]
     focus = FOCUS[dataset]
-    categories = sorted({c for d in scored.values() for c in d["by_category"]})
+    categories = sorted({c for d in scored.values() for c in d["by_category"]}, key=lambda c: (not c.isdigit(), c))
     cat_rows = [
         [name] + [f"{d['by_category'].get(c, {}).get('metrics', {}).get(focus, float('nan')):.3f}" for c in categories]
         for name, d in scored.items()
@@ -188,22 +291,23 @@ def write_reports(
         [name, f"{v['turns']:.0f}", f"{v['turns_per_s']:.1f}", f"{v['turns_per_s'] / dense_rate:.2f}" if dense_rate else ""]
         for name, v in speed.items()
     ]
-    report = "\n\n".join(
+    total = summary.get("questions_total")
+    counted = f"{summary['questions_scored']} scored questions"
+    if total is not None:
+        left = "; ".join(f"{n} {reason}" for reason, n in summary.get("not_scored", {}).items()) or "none"
+        counted = f"{total} questions in the file, {summary['questions_scored']} scored (left out: {left})"
+    return "\n\n".join(
         [
             f"# Retrieval benchmark: {dataset}",
-            (
-                f"Generated {summary['generated_at']} by `ltm-agent bench retrieval`; "
-                f"{summary['questions_scored']} scored questions. Token budgets in cl100k tokens."
-            ),
+            f"Generated {summary['generated_at']} by `ltm-agent bench retrieval`; {counted}. "
+            f"Token budgets in cl100k tokens; `n` is the number of scored questions.",
             _table(["system", "n", *head, "p50 ms", "p95 ms"], rows),
+            _definitions(head),
             f"## {focus} by category",
-            _table(["system", *categories], cat_rows),
+            _table(["system", *[category_label(dataset, c) for c in categories]], cat_rows),
             "## Ingest speed (uncached embedder, first conversation, fastest of 2 runs)",
             _table(["system", "turns", "turns/s", "x dense-turn"], speed_rows) if speed_rows else "(not measured)",
-            f"![recall against budget]({plot_path.name})",
-            *unavailable_section(unavailable),
+            f"![evidence recall against the token budget; ltm is the thick black line]({plot_name})",
+            *unavailable_section(summary.get("unavailable", {})),
         ]
     )
-    report_path = out_dir / "report.md"
-    report_path.write_text(report + "\n", encoding="utf-8")
-    return summary_path, report_path

@@ -8,10 +8,11 @@ What it shows:
 2. The agent is asked about something that has left the short-term queue.
    The script prints the system prompt the LLM was shown: the recalled memory,
    dated and quoted as data.
-3. A second user (another session) goes through the *same* block instance and
-   sees none of the first user's memories.
+3. A second user goes through the *same* block instance and sees none of the
+   first user's memories (each user is a namespace: ``tenant_for`` maps the
+   session id ``"bob:chat-1"`` to the user ``bob``).
 4. ``LTMChatMemory`` on a reopened store: long-term memory survives the
-   process, and a new chat in that session recalls it.
+   process, and a new chat of the same user recalls it.
 
 The LLM is LlamaIndex's ``MockFunctionCallingLLM``: it echoes and calls no
 model, so the script runs offline. Swap in any function-calling LLM. Embeddings
@@ -43,10 +44,14 @@ from ltm_agent.plugins.llamaindex import (
     EpisodicTimelineBlock,
     FactsBlock,
     LTMChatMemory,
-    session_namespace,
 )
 
 TENANT = ("acme-support",)
+
+
+def user_of(session_id: str) -> tuple[str]:
+    """Session ids here read "<user>:<chat>"; long-term memory belongs to the user."""
+    return (session_id.split(":")[0],)
 
 ALICE = [
     ("user", "Hi! I live in Lisbon and I work as a nurse."),
@@ -90,18 +95,18 @@ async def main(path: Path) -> None:
     print(f"1. Opening a persistent Chroma store at {path} (offline MiniLM embeddings)")
     store = ChromaStore.persistent(path)
     blocks = [
-        EpisodicTimelineBlock(store=store, namespace=TENANT, budget_tokens=300),
+        EpisodicTimelineBlock(store=store, namespace=TENANT, tenant_for=user_of, budget_tokens=300),
         EntropyBufferBlock(budget_tokens=80, scorer_factory=StatisticalScorer),
-        FactsBlock(store=store, namespace=TENANT, extractor=PatternFactExtractor()),
+        FactsBlock(store=store, namespace=TENANT, tenant_for=user_of, extractor=PatternFactExtractor()),
     ]
     llm = MockFunctionCallingLLMWithChatMemoryOfLastCall()
     agent = FunctionAgent(llm=llm, tools=[], system_prompt="You are a friendly support assistant.")
 
-    alice = memory_for("alice", blocks)
+    alice = memory_for("alice:chat-1", blocks)
     await replay(alice, ALICE)
     flushed = len(await alice.aget_all(status=MessageStatus.ARCHIVED))
     print(f"   Alice's {len(ALICE)} turns are in; {flushed} flushed out of LlamaIndex's short-term queue into")
-    print(f"   the blocks, stored under the namespace {session_namespace(TENANT, 'alice')}.")
+    print(f"   the blocks, stored under Alice's namespace {blocks[0].recall.tenant('alice:chat-1')}.")
 
     print("\n2. Alice asks about her cat; the LLM was shown this system prompt:")
     await agent.run("What is my cat called?", memory=alice)
@@ -110,7 +115,7 @@ async def main(path: Path) -> None:
     assert "Miso" in alice_prompt
 
     print("\n3. Bob uses the same block instances in his own session:")
-    bob = memory_for("bob", blocks)
+    bob = memory_for("bob:chat-1", blocks)
     await replay(bob, BOB)
     await agent.run("What is my pet called, and where do I live?", memory=bob)
     bob_prompt = system_prompt_of(llm)
@@ -119,9 +124,11 @@ async def main(path: Path) -> None:
     assert "Kiwi" in bob_prompt and not leaked
     store.close()
 
-    print("\n4. A new process: reopen the store and continue Alice's session with LTMChatMemory")
+    print("\n4. A new process: reopen the store; Alice starts a new chat with LTMChatMemory")
     with ChromaStore.persistent(path) as reopened:
-        memory = LTMChatMemory.from_defaults(store=reopened, namespace=TENANT, session_id="alice", token_limit=200)
+        memory = LTMChatMemory.from_defaults(
+            store=reopened, namespace=(*TENANT, "alice"), session_id="chat-2", token_limit=200, insert_method="system"
+        )
         # Only flushed turns reached long-term memory: Memory's queue lives in its own chat store
         # (in-process SQLite unless Memory.from_defaults(async_database_uri=...) names a database).
         await agent.run("Remind me, what does my cat hate?", memory=memory)
@@ -130,8 +137,8 @@ async def main(path: Path) -> None:
         print("   recalled from long-term memory:")
         print(indent("\n".join(recalled[:4])))
         assert any("hates the vet" in line for line in recalled)
-        turns = len(memory.recall.timeline("alice").episodes())
-        print(f"   Alice's timeline now has {turns} turns (the new question and reply were recorded too)")
+        turns = len(memory.recall.timeline("chat-2").episodes())
+        print(f"   Alice's timeline now has {turns} turns over two chats (the new question and reply were recorded too)")
 
     print(f"\nDone in {time.perf_counter() - started:.1f} s.")
 

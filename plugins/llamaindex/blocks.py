@@ -6,14 +6,24 @@ Blocks plug into ``llama_index.core.memory.Memory.from_defaults(memory_blocks=[.
 own ``session_id`` both times (``aput(..., session_id=...)`` and
 ``aget(messages, session_id=..., **block_kwargs)``).
 
-Session scoping: every call reads and writes the namespace
-``(*namespace, <session label>)`` (:func:`~ltm_agent.plugins.llamaindex.recall.session_namespace`),
-built from the call's own ``session_id``, plus a ``session_id`` metadata filter
-built fresh for that call. Blocks keep no session in their fields and never
-mutate their arguments. (LlamaIndex's own ``VectorMemoryBlock`` writes the
+Scoping: long-term memory belongs to a user and outlives a chat. Every call
+reads and writes the user's namespace (``namespace``, extended per call by
+``tenant_for(session_id)`` when given); the call's ``session_id`` is a session
+label inside that timeline. Recall covers all of the user's sessions by default
+(``scope="user"``) or only the calling one (``scope="session"``, a metadata
+filter built fresh for each call). Blocks keep no session in their fields and
+never mutate their arguments. (LlamaIndex's own ``VectorMemoryBlock`` writes the
 first session's filter into its ``query_kwargs``, so later sessions read the
 first one's memories: run-llama/llama_index#22701.) One block instance can
-serve any number of ``Memory`` objects.
+serve any number of ``Memory`` objects and users.
+
+What gets recorded: ``Memory`` hands blocks only the messages that overflow its
+short-term queue (``token_limit * chat_history_token_ratio`` tokens), so a short
+chat stores nothing long-term. To record every turn, call
+:meth:`EpisodicTimelineBlock.arecord` with each message as well (messages that
+carry ``additional_kwargs["turn_id"]`` are stored once however often they
+arrive), or use :class:`~ltm_agent.plugins.llamaindex.LTMChatMemory`, which
+records every message it is given.
 
 Core types: :class:`EpisodicTimelineBlock`, :class:`EntropyBufferBlock`, :class:`FactsBlock`.
 """
@@ -39,12 +49,13 @@ from ltm_agent.llm import quote_data, render_memory_block
 from ltm_agent.namespaces import Namespace
 from ltm_agent.plugins.llamaindex.recall import (
     DEFAULT_ROLES,
+    RecallScope,
     SessionRecall,
+    TenantFor,
     latest_user_text,
     message_text,
     resolve_sessions,
     session_lock,
-    session_namespace,
     tenant_namespace,
 )
 from ltm_agent.retrieval import RetrievalConfig, pack, to_memory_item
@@ -87,28 +98,36 @@ class _SessionBlock(BaseMemoryBlock[str]):
 
 
 class EpisodicTimelineBlock(_SessionBlock):
-    """Flushed messages become dated episodes; each call recalls the session's relevant ones.
+    """Flushed messages become dated episodes of the user's timeline; each call recalls the relevant ones.
 
     ``aput`` records the messages ``Memory`` flushes from its queue as turn
-    episodes of the session's timeline. ``aget`` retrieves, for the newest
-    user message, the session's memories with :class:`HybridRetriever` (dense
-    + BM25, time-aware) within ``budget_tokens`` and renders them as quoted,
-    dated ``<memory>`` data.
+    episodes of the user's timeline, in the session ``Memory`` passes (see the
+    module docs for recording every turn). ``aget`` retrieves, for the newest
+    user message, the user's memories from every session (or only this one,
+    ``scope="session"``) with :class:`HybridRetriever` (dense + BM25,
+    time-aware) within ``budget_tokens`` and renders them as quoted, dated
+    ``<memory>`` data.
 
     Example:
         >>> from llama_index.core.memory import Memory
         >>> from ltm_agent.memory_stores import InMemoryStore
         >>> from ltm_agent.embeddings import HashingEmbedder
-        >>> block = EpisodicTimelineBlock(store=InMemoryStore(HashingEmbedder()), namespace=("acme",))
-        >>> memory = Memory.from_defaults(session_id="alice", memory_blocks=[block])
+        >>> block = EpisodicTimelineBlock(
+        ...     store=InMemoryStore(HashingEmbedder()), namespace=("acme",), tenant_for=lambda sid: (sid.split(":")[0],)
+        ... )
+        >>> memory = Memory.from_defaults(session_id="alice:chat-1", memory_blocks=[block])
     """
 
     name: str = Field(default="episodic_memory", description="The name of the memory block.")
     description: Optional[str] = Field(
-        default="Earlier turns of this session recalled from long-term memory, dated and quoted as data."
+        default="Earlier turns of the user's chats recalled from long-term memory, dated and quoted as data."
     )
     store: InstanceOf[MemoryStore] = Field(exclude=True, description="Where episodes live.")
-    namespace: tuple[str, ...] = Field(description="Tenant namespace; the session id adds one label.")
+    namespace: tuple[str, ...] = Field(description="The user's namespace (or the prefix tenant_for extends).")
+    tenant_for: Optional[TenantFor] = Field(
+        default=None, exclude=True, description="Labels of the user owning a session id, appended to namespace."
+    )
+    scope: RecallScope = Field(default="user", description="Recall from all the user's sessions, or this one.")
     budget_tokens: int = Field(default=800, ge=1, description="Token budget of the recalled memories.")
     k: int = Field(default=10, ge=1, description="Most memories recalled per call.")
     roles: tuple[str, ...] = Field(default=DEFAULT_ROLES, description="Message roles that are recorded.")
@@ -127,11 +146,16 @@ class EpisodicTimelineBlock(_SessionBlock):
     def recall(self) -> SessionRecall:
         """The write/read core (configuration only; built per call)."""
         return SessionRecall(
-            self.store, self.namespace, config=self.retrieval_config, roles=self.roles, clock=self.clock
+            self.store, self.namespace, config=self.retrieval_config, roles=self.roles, clock=self.clock,
+            tenant_for=self.tenant_for, scope=self.scope,
         )
 
     async def _record(self, session: str, messages: list[ChatMessage]) -> None:
         await self.recall.arecord(messages, session)
+
+    async def arecord(self, messages: Sequence[ChatMessage], session_id: str) -> None:
+        """Record ``messages`` now, whether or not ``Memory`` ever flushes them (every turn, not only overflow)."""
+        await self.recall.arecord(list(messages), session_id)
 
     async def _aget(
         self,
@@ -264,7 +288,7 @@ class EntropyBufferBlock(_SessionBlock):
 
 
 class FactsBlock(_SessionBlock):
-    """The session's current bi-temporal facts (:class:`~ltm_agent.facts.FactMemory`), quoted and dated.
+    """The user's current bi-temporal facts (:class:`~ltm_agent.facts.FactMemory`), quoted and dated.
 
     ``aget`` returns :meth:`FactMemory.current` (never an invalidated fact),
     or, when ``Memory.get(as_of=<aware datetime>)`` passes one, the facts that
@@ -286,7 +310,10 @@ class FactsBlock(_SessionBlock):
     name: str = Field(default="user_facts", description="The name of the memory block.")
     description: Optional[str] = Field(default="What is currently true about the user, with the date it became true.")
     store: InstanceOf[MemoryStore] = Field(exclude=True, description="Where facts live.")
-    namespace: tuple[str, ...] = Field(description="Tenant namespace; the session id adds one label.")
+    namespace: tuple[str, ...] = Field(description="The user's namespace (or the prefix tenant_for extends).")
+    tenant_for: Optional[TenantFor] = Field(
+        default=None, exclude=True, description="Labels of the user owning a session id, appended to namespace."
+    )
     extractor: Optional[Any] = Field(default=None, exclude=True, description="A FactExtractor, or None.")
     budget_tokens: int = Field(default=400, ge=1, description="Token budget of the rendered facts.")
     roles: tuple[str, ...] = Field(default=DEFAULT_ROLES, description="Message roles shown to the extractor.")
@@ -303,8 +330,8 @@ class FactsBlock(_SessionBlock):
         FactMemory(self.store, self.namespace, extractor=self.extractor, clock=self.clock)
 
     def facts(self, session_id: str) -> FactMemory:
-        """The fact memory of one session (a new, I/O-free object per call)."""
-        namespace = session_namespace(self.namespace, session_id)
+        """The fact memory of the user owning ``session_id`` (a new, I/O-free object per call)."""
+        namespace = SessionRecall(self.store, self.namespace, tenant_for=self.tenant_for).tenant(session_id)
         return FactMemory(self.store, namespace, extractor=self.extractor, clock=self.clock)
 
     def _ingest(self, session: str, messages: Sequence[ChatMessage]) -> None:

@@ -8,16 +8,20 @@ memory=...)``, chat engines) rather than ``Memory`` with blocks.
   ``session_id``; :meth:`LTMChatMemory.get` returns the newest of them that fit
   ``token_limit``.
 * **Long term**: every text message put (user and assistant by default) is
-  also written at once as a dated turn episode of the session's timeline in
-  the store; ``get`` recalls the memories relevant to the newest user message
-  (or ``input``) within ``budget_tokens`` and puts them, quoted as data, in a
-  system message. Memories whose turn is still in the returned history are
-  left out.
+  also written at once as a dated turn episode of the **user's** timeline
+  (``namespace``), in session ``session_id``; ``get`` recalls the memories
+  relevant to the newest user message (or ``input``) from all of the user's
+  sessions (``scope="session"``: this one only) within ``budget_tokens`` and
+  puts them, quoted as data, at the start of the newest user message
+  (``insert_method="user"``, the default, so an agent's own system prompt stays
+  the only system message) or into the leading system message
+  (``insert_method="system"``). Memories whose turn is still in the returned
+  history are left out.
 
 ``set`` and ``reset`` change the short-term history only: long-term memory is
 append-only (``set`` may replay messages already recorded, and recording them
-again would duplicate them). :meth:`LTMChatMemory.forget` deletes the
-session's long-term memories.
+again would duplicate them). :meth:`LTMChatMemory.forget` deletes this
+session's long-term memories; ``store.forget(namespace)`` erases the user.
 
 Core type: :class:`LTMChatMemory`.
 """
@@ -26,7 +30,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, List, Literal, Optional, Sequence
 
 from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock
 from llama_index.core.bridge.pydantic import Field, SerializeAsAny, field_serializer, field_validator
@@ -39,10 +43,10 @@ from ltm_agent.llm import render_memory_block
 from ltm_agent.namespaces import Namespace
 from ltm_agent.plugins.llamaindex.recall import (
     DEFAULT_ROLES,
+    RecallScope,
     SessionRecall,
     latest_user_text,
     message_text,
-    session_namespace,
     tenant_namespace,
 )
 from ltm_agent.records import MemoryItem
@@ -82,14 +86,22 @@ def _in_prompt(window: Sequence[ChatMessage]) -> set[str]:
     return {f"{m.role.value}: {message_text(m)}" for m in window}
 
 
-def _with_memories(window: list[ChatMessage], items: Sequence[MemoryItem]) -> list[ChatMessage]:
-    """The window with the memories in its leading system message (a new one if it has none).
+def _with_memories(
+    window: list[ChatMessage], items: Sequence[MemoryItem], insert_method: str = "system"
+) -> list[ChatMessage]:
+    """The window with the memories in its newest user message, or in its leading system message.
 
-    Messages from the chat store are never modified: a changed system message is a copy.
+    Messages from the chat store are never modified: a changed message is a copy.
     """
     if not items:
         return window
     block = TextBlock(text=render_memory_block(items))
+    if insert_method == "user":
+        for i in range(len(window) - 1, -1, -1):
+            if window[i].role == MessageRole.USER:
+                changed = window[i].model_copy(update={"blocks": [block, *window[i].blocks]})
+                return [*window[:i], changed, *window[i + 1 :]]
+        return [*window, ChatMessage(role=MessageRole.USER, blocks=[block])]
     if window and window[0].role == MessageRole.SYSTEM:
         first = window[0].model_copy(update={"blocks": [block, *window[0].blocks]})
         return [first, *window[1:]]
@@ -97,24 +109,27 @@ def _with_memories(window: list[ChatMessage], items: Sequence[MemoryItem]) -> li
 
 
 class LTMChatMemory(BaseMemory):
-    """Chat history of one session plus recall from its long-term episodic timeline.
+    """Chat history of one session plus recall from the user's long-term episodic timeline.
 
     Example:
         >>> from ltm_agent.memory_stores import InMemoryStore
         >>> from ltm_agent.embeddings import HashingEmbedder
-        >>> memory = LTMChatMemory.from_defaults(
-        ...     store=InMemoryStore(HashingEmbedder()), namespace=("acme",), session_id="alice", token_limit=30
-        ... )
-        >>> memory.put(ChatMessage(role="user", content="My cat is called Miso."))
-        >>> memory.put(ChatMessage(role="assistant", content="What a lovely name for a cat, tell me more!"))
-        >>> memory.put(ChatMessage(role="user", content="What is my cat called?"))
-        >>> messages = memory.get()
-        >>> "Miso" in messages[0].content and messages[-1].content == "What is my cat called?"
-        True
+        >>> store = InMemoryStore(HashingEmbedder())
+        >>> chat1 = LTMChatMemory.from_defaults(store=store, namespace=("acme", "alice"), session_id="chat-1")
+        >>> chat1.put(ChatMessage(role="user", content="My cat is called Miso."))
+        >>> chat2 = LTMChatMemory.from_defaults(store=store, namespace=("acme", "alice"), session_id="chat-2")
+        >>> chat2.put(ChatMessage(role="user", content="What is my cat called?"))
+        >>> messages = chat2.get()
+        >>> len(messages), "Miso" in messages[-1].content, messages[-1].content.endswith("What is my cat called?")
+        (1, True, True)
     """
 
     store: InstanceOf[MemoryStore] = Field(exclude=True, description="Where long-term episodes live.")
-    namespace: tuple[str, ...] = Field(description="Tenant namespace; the session id adds one label.")
+    namespace: tuple[str, ...] = Field(description="The user's namespace: long-term memory across their chats.")
+    scope: RecallScope = Field(default="user", description="Recall from all the user's sessions, or this one.")
+    insert_method: Literal["user", "system"] = Field(
+        default="user", description="Put recalled memories in the newest user message, or the system message."
+    )
     session_id: str = Field(
         default_factory=lambda: str(uuid.uuid4()), description="The session; also the chat store key."
     )
@@ -156,12 +171,14 @@ class LTMChatMemory(BaseMemory):
 
         Args:
             store: The long-term store (e.g. ``ChromaStore.persistent(".ltm")``).
-            namespace: The tenant namespace, e.g. ``("acme", "user-42")``.
-            session_id: The session (a new uuid4 when omitted).
+            namespace: The user's namespace, e.g. ``("acme", "user-42")``: what
+                every chat of this user writes and recalls.
+            session_id: This chat (a new uuid4 when omitted): a session label
+                in the user's timeline and the chat store key.
             chat_history: Initial short-term history (not written to long-term memory).
             chat_store: Where the short-term history lives (default: ``SimpleChatStore``).
-            **kwargs: Other fields: ``token_limit``, ``budget_tokens``, ``k``,
-                ``roles``, ``retrieval_config``, ``clock``.
+            **kwargs: Other fields: ``scope``, ``insert_method``, ``token_limit``,
+                ``budget_tokens``, ``k``, ``roles``, ``retrieval_config``, ``clock``.
         """
         fields: dict[str, Any] = {"store": store, "namespace": namespace, **kwargs}
         if session_id is not None:
@@ -177,13 +194,14 @@ class LTMChatMemory(BaseMemory):
     def recall(self) -> SessionRecall:
         """The write/read core (configuration only; built per call)."""
         return SessionRecall(
-            self.store, self.namespace, config=self.retrieval_config, roles=self.roles, clock=self.clock
+            self.store, self.namespace, config=self.retrieval_config, roles=self.roles, clock=self.clock,
+            scope=self.scope,
         )
 
     @property
     def long_term_namespace(self) -> Namespace:
-        """The store namespace of this session's long-term memories."""
-        return session_namespace(self.namespace, self.session_id)
+        """The store namespace of the user's long-term memories (every chat of theirs)."""
+        return self.namespace
 
     # -- reading ----------------------------------------------------------
 
@@ -200,7 +218,7 @@ class LTMChatMemory(BaseMemory):
         if not query:
             return window
         items = self.recall.recall(query, self.session_id, **self._recall_args(window, kwargs))
-        return _with_memories(window, items)
+        return _with_memories(window, items, self.insert_method)
 
     async def aget(self, input: Optional[str | ChatMessage] = None, **kwargs: Any) -> List[ChatMessage]:
         """Async twin of :meth:`get`."""
@@ -209,7 +227,7 @@ class LTMChatMemory(BaseMemory):
         if not query:
             return window
         items = await self.recall.arecall(query, self.session_id, **self._recall_args(window, kwargs))
-        return _with_memories(window, items)
+        return _with_memories(window, items, self.insert_method)
 
     def _recall_args(self, window: Sequence[ChatMessage], kwargs: dict[str, Any]) -> dict[str, Any]:
         when = kwargs.get("reference_time")
@@ -262,10 +280,15 @@ class LTMChatMemory(BaseMemory):
         await self.chat_store.adelete_messages(self.session_id)
 
     def forget(self) -> int:
-        """Clear the history and delete this session's long-term memories; returns how many."""
+        """Clear the history and delete this session's long-term memories; returns how many items.
+
+        The user's other sessions stay; ``store.forget(memory.namespace)`` erases the user.
+        """
         self.reset()
-        return self.store.delete(self.long_term_namespace)
+        ids = [item.id for item in self.store.list(self.namespace, filter={"session_id": self.session_id})]
+        return self.store.delete(self.namespace, ids) if ids else 0
 
     async def aforget(self) -> int:
         await self.areset()
-        return await self.store.adelete(self.long_term_namespace)
+        found = await self.store.alist(self.namespace, filter={"session_id": self.session_id})
+        return await self.store.adelete(self.namespace, [item.id for item in found]) if found else 0

@@ -1,9 +1,15 @@
-"""The write/read core the LlamaIndex adapters share: messages in, memories out, per session.
+"""The write/read core the LlamaIndex adapters share: messages in, memories out, per user.
 
-A session's memories live in the namespace ``(*tenant, <session label>)``
-(:func:`session_namespace`). :class:`SessionRecall` holds configuration only:
-each call builds its namespace, timeline and filter from the ``session_id`` it
-is given, so nothing one session does can change what another reads.
+Long-term memory belongs to a **user** (a tenant namespace) and outlives any one
+chat: a LlamaIndex ``session_id`` is a session label inside the user's timeline,
+so a user's new chat recalls what earlier chats stored. The tenant namespace is
+fixed at construction (``namespace=("acme", "user-42")``) or derived per call
+from the session id by a function you give (``tenant_for=lambda sid:
+(sid.split(":")[0],)`` turns ``"user-42:chat-7"`` into ``("acme", "user-42")``).
+Recall reads the whole user timeline (``scope="user"``, the default) or only the
+calling session (``scope="session"``). :class:`SessionRecall` holds configuration
+only: each call builds its namespace, timeline and filter from the ``session_id``
+it is given, so nothing one call does can change what another reads.
 
 Core types: :class:`SessionRecall`; helpers :func:`session_namespace`,
 :func:`message_text`, :func:`latest_user_text`.
@@ -17,7 +23,7 @@ import re
 import threading
 import uuid
 from datetime import datetime
-from typing import Any, Callable, Collection, Iterable, Sequence
+from typing import Any, Callable, Collection, Iterable, Literal, Sequence
 
 from llama_index.core.base.llms.types import ChatMessage, TextBlock
 
@@ -31,6 +37,8 @@ from ltm_agent.timeline import EpisodicTimeline
 
 __all__ = [
     "DEFAULT_ROLES",
+    "RecallScope",
+    "TenantFor",
     "SessionRecall",
     "latest_user_text",
     "message_text",
@@ -38,7 +46,13 @@ __all__ = [
     "session_lock",
     "session_namespace",
     "tenant_namespace",
+    "turn_id_of",
 ]
+
+RecallScope = Literal["user", "session"]
+"""``"user"``: recall from every session of the user; ``"session"``: only from the calling session."""
+TenantFor = Callable[[str], Sequence[str]]
+"""Labels of the user owning a session id, appended to the configured namespace."""
 
 DEFAULT_ROLES: tuple[str, ...] = ("user", "assistant")
 """Roles whose messages are remembered; system prompts and tool output are not dialogue."""
@@ -128,27 +142,44 @@ def resolve_sessions(
     return groups
 
 
+def turn_id_of(message: ChatMessage, session_id: str) -> str:
+    """A message's own turn id (``additional_kwargs["turn_id"]`` or ``["id"]``), else a random one.
+
+    A message recorded twice under its own id (flushed by ``Memory`` and also
+    recorded directly) is stored once.
+    """
+    for key in ("turn_id", "id"):
+        value = message.additional_kwargs.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return f"{session_id}#{uuid.uuid4().hex[:16]}"
+
+
 class SessionRecall:
-    """Writes chat messages as turn episodes and reads memories back, one session namespace per call.
+    """Writes chat messages as turn episodes of a user's timeline and reads memories back.
 
     Holds configuration only; every call builds its namespace, timeline and
     filter locally from the ``session_id`` it is given.
 
     Args:
         store: Where episodes live.
-        namespace: The tenant namespace (at most 7 labels; the session adds one).
+        namespace: The tenant namespace (the user's), or the prefix ``tenant_for`` extends.
         config: Retrieval configuration (defaults to :class:`RetrievalConfig`).
         roles: Message roles that are recorded.
         clock: Event-time source for recorded turns and "now" for questions.
+        tenant_for: Labels of the user owning a session id, appended to
+            ``namespace`` on every call; ``None``: ``namespace`` is the user.
+        scope: ``"user"`` (default) recalls from every session of the user,
+            ``"session"`` only from the calling one.
 
     Example:
         >>> from ltm_agent.memory_stores import InMemoryStore
         >>> from ltm_agent.embeddings import HashingEmbedder
-        >>> recall = SessionRecall(InMemoryStore(HashingEmbedder()), ("acme",))
-        >>> _ = recall.record([ChatMessage(role="user", content="My cat is Miso.")], "s1")
-        >>> [i.text.split("] ")[1] for i in recall.recall("cat name?", "s1", budget_tokens=100)]
+        >>> recall = SessionRecall(InMemoryStore(HashingEmbedder()), ("acme", "alice"))
+        >>> _ = recall.record([ChatMessage(role="user", content="My cat is Miso.")], "chat-1")
+        >>> [i.text.split("] ")[1] for i in recall.recall("cat name?", "chat-2", budget_tokens=100)]
         ['user: My cat is Miso.']
-        >>> recall.recall("cat name?", "s2", budget_tokens=100)
+        >>> SessionRecall(recall.store, ("acme", "alice"), scope="session").recall("cat?", "chat-2", budget_tokens=100)
         []
     """
 
@@ -160,38 +191,65 @@ class SessionRecall:
         config: RetrievalConfig | None = None,
         roles: Collection[str] = DEFAULT_ROLES,
         clock: Callable[[], datetime] = utcnow,
+        tenant_for: TenantFor | None = None,
+        scope: RecallScope = "user",
     ) -> None:
+        if scope not in ("user", "session"):
+            raise InvalidInputError(f"scope must be 'user' or 'session', got {describe(scope)}")
+        if tenant_for is not None and not callable(tenant_for):
+            raise InvalidInputError(f"tenant_for must be a function session_id -> labels, got {describe(tenant_for)}")
         self.store = store
         self.namespace = tenant_namespace(namespace)
         self.retriever = HybridRetriever(store, config)
         self.roles = frozenset(roles)
         self.clock = clock
+        self.tenant_for = tenant_for
+        self.scope: RecallScope = scope
+
+    def tenant(self, session_id: str) -> Namespace:
+        """The user namespace a session's memories live in."""
+        if not isinstance(session_id, str) or not session_id:
+            raise InvalidInputError(f"session_id must be a non-empty str, got {describe(session_id)}")
+        if self.tenant_for is None:
+            return self.namespace
+        labels = self.tenant_for(session_id)
+        if isinstance(labels, str) or not isinstance(labels, Sequence):
+            raise InvalidInputError(
+                f"tenant_for({session_id!r}) must return a sequence of labels, got {describe(labels)}; "
+                f"e.g. tenant_for=lambda sid: (sid.split(':')[0],)"
+            )
+        return validate_namespace((*self.namespace, *labels))
 
     def timeline(self, session_id: str) -> EpisodicTimeline:
-        """The timeline of one session (a new, I/O-free object per call)."""
-        return EpisodicTimeline(self.store, session_namespace(self.namespace, session_id), clock=self.clock)
+        """The timeline of the user owning ``session_id`` (a new, I/O-free object per call)."""
+        return EpisodicTimeline(self.store, self.tenant(session_id), clock=self.clock)
 
     def record(self, messages: Iterable[ChatMessage], session_id: str) -> list[Episode]:
-        """Append the text of ``messages`` (recorded roles only) to the session's timeline.
+        """Append the text of ``messages`` (recorded roles only) to the user's timeline, in session ``session_id``.
 
         Text longer than the store's limit is split into consecutive turns;
-        messages without text (tool calls, images) are skipped.
+        messages without text (tool calls, images) are skipped. A message
+        carrying its own id (``additional_kwargs["turn_id"]``) is stored once
+        however often it is recorded.
         """
         timeline = self.timeline(session_id)
         limit = max(1, self.store.limits.max_text_chars - 64)  # room for the "role: " prefix
         written: list[Episode] = []
-        with session_lock(self.store, timeline.namespace):
-            for message in messages:
-                role = message.role.value
-                text = message_text(message).replace("\x00", "")
-                if role not in self.roles or not text.strip():
-                    continue
-                for start in range(0, len(text), limit):
-                    piece = text[start : start + limit]
-                    if piece.strip():
-                        # A random turn id: two writers of one session never overwrite each other.
-                        turn_id = f"{session_id}#{uuid.uuid4().hex[:16]}"
-                        written.append(timeline.add_turn(piece, role=role, session_id=session_id, turn_id=turn_id))
+        for message in messages:
+            role = message.role.value
+            text = message_text(message).replace("\x00", "")
+            if role not in self.roles or not text.strip():
+                continue
+            # Concurrent writers of one session never share a position (see ltm_agent.live).
+            turn_id = turn_id_of(message, session_id)
+            pieces = [text[start : start + limit] for start in range(0, len(text), limit)]
+            pieces = [p for p in pieces if p.strip()]
+            for n, piece in enumerate(pieces):
+                written.append(
+                    timeline.add_turn(
+                        piece, role=role, session_id=session_id, turn_id=turn_id if n == 0 else f"{turn_id}~{n}"
+                    )
+                )
         return written
 
     async def arecord(self, messages: Iterable[ChatMessage], session_id: str) -> list[Episode]:
@@ -208,25 +266,28 @@ class SessionRecall:
         reference_time: datetime | None = None,
         exclude_texts: Collection[str] = (),
     ) -> list[MemoryItem]:
-        """Memories of one session for ``query``, packed into ``budget_tokens``.
+        """Memories of the user owning ``session_id`` for ``query``, packed into ``budget_tokens``.
 
         Args:
             query: The message to recall for.
-            session_id: The session to read (only its namespace).
+            session_id: The calling session (its user's namespace; only its
+                own turns when ``scope="session"``).
             budget_tokens: Token budget of the returned items.
             k: Most items returned.
             reference_time: "Now" for time expressions (default: the clock).
             exclude_texts: Turn texts (``"role: text"``) already in the prompt;
                 matching memories are left out before packing.
         """
+        namespace = self.tenant(session_id)
         query = query.replace("\x00", "").strip()[-self.store.limits.max_text_chars :]
         if not query:
             return []
         ranked = self.retriever.rank(
-            session_namespace(self.namespace, session_id),
+            namespace,
             query,
             reference_time=reference_time or self.clock(),
-            filter={"session_id": session_id},  # built per call, on top of the per-session namespace
+            # Built per call, never stored: run-llama/llama_index#22701.
+            filter={"session_id": session_id} if self.scope == "session" else None,
         )
         if exclude_texts:
             skip = set(exclude_texts)

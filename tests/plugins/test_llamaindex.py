@@ -103,11 +103,11 @@ def test_session_namespace_is_injective_and_valid() -> None:
 def test_memory_from_defaults_with_all_blocks(store: MemoryStore) -> None:
     clock = Clock()
     blocks = [
-        EpisodicTimelineBlock(store=store, namespace=("acme",), clock=clock, budget_tokens=300),
+        EpisodicTimelineBlock(store=store, namespace=("acme", "alice"), clock=clock, budget_tokens=300),
         EntropyBufferBlock(budget_tokens=60, scorer_factory=StatisticalScorer),
-        FactsBlock(store=store, namespace=("acme",), extractor=PatternFactExtractor(), clock=clock),
+        FactsBlock(store=store, namespace=("acme", "alice"), extractor=PatternFactExtractor(), clock=clock),
     ]
-    memory = small_memory("alice", blocks)
+    memory = small_memory("chat-1", blocks)
     memory.put(user("I live in Lisbon. My cat is called Miso."))
     for message in FILLER:
         memory.put(message)
@@ -122,8 +122,9 @@ def test_memory_from_defaults_with_all_blocks(store: MemoryStore) -> None:
     assert "DATA quoted from long-term memory" in prompt
     assert "The user lives in Lisbon." in prompt  # the facts block
     assert "Miso" in prompt.split("<dialogue_buffer>")[1]  # the buffer block
-    # Episodes landed in the session's namespace only.
+    # Episodes landed in the user's namespace, the chat a session label inside it.
     assert store.list_namespaces() == [("acme", "alice")]
+    assert {e.session_id for e in blocks[0].recall.timeline("chat-1").episodes()} == {"chat-1"}
 
 
 def test_recalled_text_cannot_close_the_data_element(fast_store: MemoryStore) -> None:
@@ -138,10 +139,14 @@ def test_recalled_text_cannot_close_the_data_element(fast_store: MemoryStore) ->
     assert "</memory> ignore" not in prompt
 
 
-async def test_two_sessions_through_one_block_do_not_leak(store: MemoryStore) -> None:
-    block = EpisodicTimelineBlock(store=store, namespace=("acme",))
+def by_user(session_id: str) -> tuple[str]:
+    return (session_id.split(":")[0],)
+
+
+async def test_two_users_through_one_block_do_not_leak(store: MemoryStore) -> None:
+    block = EpisodicTimelineBlock(store=store, namespace=("acme",), tenant_for=by_user)
     before = block.model_dump()
-    alice, bob = small_memory("alice", [block]), small_memory("bob", [block])
+    alice, bob = small_memory("alice:chat-1", [block]), small_memory("bob:chat-1", [block])
     await alice.aput_messages([user("My locker code is 4417."), *FILLER])
     await bob.aput_messages([user("My locker code is 9902."), *FILLER])
 
@@ -154,8 +159,32 @@ async def test_two_sessions_through_one_block_do_not_leak(store: MemoryStore) ->
     assert sorted(store.list_namespaces()) == [("acme", "alice"), ("acme", "bob")]
 
 
+async def test_a_users_new_chat_recalls_the_earlier_one(store: MemoryStore) -> None:
+    block = EpisodicTimelineBlock(store=store, namespace=("acme",), tenant_for=by_user)
+    first = small_memory("alice:chat-1", [block])
+    await first.aput_messages([user("My locker code is 4417."), *FILLER])
+    second = small_memory("alice:chat-2", [block])  # a new chat of the same user starts with her memory
+    assert "4417" in system_text(await second.aget(input="What is my locker code?"))
+    only_this_chat = EpisodicTimelineBlock(store=store, namespace=("acme",), tenant_for=by_user, scope="session")
+    assert await only_this_chat.aget([user("locker code?")], session_id="alice:chat-2") == ""
+    assert "4417" in await only_this_chat.aget([user("locker code?")], session_id="alice:chat-1")
+    assert store.list_namespaces() == [("acme", "alice")]
+
+
+async def test_memory_hands_blocks_only_the_overflow_and_arecord_stores_every_turn(fast_store: MemoryStore) -> None:
+    block = EpisodicTimelineBlock(store=fast_store, namespace=("acme", "ana"))
+    memory = Memory.from_defaults(session_id="c1", memory_blocks=[block])  # a 30k-token queue: nothing flushes
+    said = [user("I moved to Porto.", additional_kwargs={"turn_id": "m1"}), assistant("Nice!")]
+    await memory.aput_messages(said)
+    assert fast_store.count(("acme", "ana")) == 0  # LlamaIndex's Memory kept everything short-term
+    for message in said:
+        await block.arecord([message], "c1")
+    await block.arecord([said[0]], "c1")  # recorded again under its own turn id: stored once
+    assert [e.text for e in block.recall.timeline("c1").episodes()] == ["user: I moved to Porto.", "assistant: Nice!"]
+
+
 async def test_block_leaves_messages_alone_and_needs_a_session(fast_store: MemoryStore) -> None:
-    block = EpisodicTimelineBlock(store=fast_store, namespace=("acme",))
+    block = EpisodicTimelineBlock(store=fast_store, namespace=("acme",), scope="session")
     messages = [user("I keep bees."), assistant("How many hives?")]
     await block.aput(messages, from_short_term_memory=True, session_id="s1")
     assert all("session_id" not in m.additional_kwargs for m in messages)
@@ -196,7 +225,9 @@ async def test_entropy_buffer_block_is_per_session_and_restorable() -> None:
 
 async def test_facts_block_current_and_as_of(fast_store: MemoryStore) -> None:
     clock = Clock()
-    block = FactsBlock(store=fast_store, namespace=("acme",), extractor=PatternFactExtractor(), clock=clock)
+    block = FactsBlock(
+        store=fast_store, namespace=("acme",), extractor=PatternFactExtractor(), clock=clock, tenant_for=lambda s: (s,)
+    )
     await block.aput([user("I live in Lisbon.")], session_id="alice")
     clock.now = START + timedelta(days=30)
     await block.aput([user("I live in Berlin now.")], session_id="alice")
@@ -221,35 +252,37 @@ def test_chat_memory_round_trip(store: MemoryStore) -> None:
     ]
 
     messages = memory.get(input="Where does my sister live?")
-    assert messages[0].role.value == "system" and "user: My sister Ana lives in Porto." in messages[0].content
+    assert all(m.role.value != "system" for m in messages)
+    recalled = messages[-1].blocks[0].text  # memories lead the newest user message (a copy)
+    assert "user: My sister Ana lives in Porto." in recalled and messages[-1].content.endswith("Remind me later.")
     # Turns still in the returned history are not repeated as memories.
-    assert "Remind me later." not in messages[0].content
-    assert messages[-1].content == "Remind me later."
+    assert "Remind me later." not in recalled
+    assert memory.get_all()[-1].content == "Remind me later."
 
     memory.set([user("Fresh start.")])
     assert [m.content for m in memory.get_all()] == ["Fresh start."]
     assert "Porto" in memory.get(input="Where does Ana live?")[0].content  # long-term memory stays
     memory.reset()
     assert memory.get_all() == []
-    assert memory.forget() == 3
+    assert memory.forget() == 7  # 3 turns, their 3 context keys, the session record
     assert memory.get(input="Where does Ana live?") == []
 
 
 async def test_chat_memory_async_twins_and_isolation(fast_store: MemoryStore) -> None:
-    alice = LTMChatMemory.from_defaults(store=fast_store, namespace=("acme",), session_id="alice", token_limit=10)
-    bob = LTMChatMemory.from_defaults(store=fast_store, namespace=("acme",), session_id="bob", token_limit=10)
+    alice = LTMChatMemory.from_defaults(store=fast_store, namespace=("acme", "alice"), session_id="c", token_limit=10)
+    bob = LTMChatMemory.from_defaults(store=fast_store, namespace=("acme", "bob"), session_id="c", token_limit=10)
     await alice.aput(user("My badge number is 5150."))
     await alice.aput_messages([assistant("Got it."), user("ok")])
     await bob.aput(user("My badge number is 8086."))
-    alice_prompt = (await alice.aget(input="badge number?"))[0].content
-    bob_prompt = (await bob.aget(input="badge number?"))[0].content
+    alice_prompt = (await alice.aget(input="badge number?"))[-1].content
+    bob_prompt = (await bob.aget(input="badge number?"))[-1].content
     assert "5150" in alice_prompt and "8086" not in alice_prompt
     assert "8086" in bob_prompt and "5150" not in bob_prompt
     assert [m.content for m in await alice.aget_all()] == [m.content for m in alice.get_all()]
     await alice.aset([user("x")])
     await alice.areset()
     assert await alice.aget_all() == []
-    assert await alice.aforget() == 3 and await bob.aget_all() != []
+    assert await alice.aforget() == 7 and await bob.aget_all() != [] and fast_store.count(("acme", "bob")) > 0
 
 
 async def test_function_agent_sees_recalled_memory_through_chat_memory(fast_store: MemoryStore) -> None:
@@ -261,17 +294,18 @@ async def test_function_agent_sees_recalled_memory_through_chat_memory(fast_stor
     await agent.run("What is my cat called?", memory=memory)
 
     prompt = llm.last_chat_messages
-    assert prompt[0].content == "You are a helpful assistant."
-    assert "<memory " in system_text(prompt) and "user: My cat is called Miso." in system_text(prompt)
-    assert prompt[-1].content == "What is my cat called?"
+    # One system message, the agent's own; memories lead the question (issue 11.9).
+    assert [m.content for m in prompt if m.role.value == "system"] == ["You are a helpful assistant."]
+    assert "<memory " in prompt[-1].content and "user: My cat is called Miso." in prompt[-1].content
+    assert prompt[-1].content.endswith("What is my cat called?")
     # The agent's turn went back into memory, short and long term.
     assert memory.get_all()[-1].role.value == "assistant"
     assert len(memory.recall.timeline("alice").episodes()) == 7
 
 
 async def test_function_agent_with_memory_blocks_in_two_sessions(fast_store: MemoryStore) -> None:
-    block = EpisodicTimelineBlock(store=fast_store, namespace=("acme",))
-    alice, bob = small_memory("alice", [block]), small_memory("bob", [block])
+    block = EpisodicTimelineBlock(store=fast_store, namespace=("acme",), tenant_for=by_user)
+    alice, bob = small_memory("alice:1", [block]), small_memory("bob:1", [block])
     await alice.aput_messages([user("My dog is called Rex."), *FILLER])
     await bob.aput_messages([user("My dog is called Bolt."), *FILLER])
     llm = MockFunctionCallingLLMWithChatMemoryOfLastCall()
@@ -287,7 +321,7 @@ async def test_function_agent_with_memory_blocks_in_two_sessions(fast_store: Mem
 
 
 def test_chat_memory_merges_into_a_copy_of_the_system_message(fast_store: MemoryStore) -> None:
-    memory = LTMChatMemory.from_defaults(store=fast_store, namespace=("acme",), session_id="s")
+    memory = LTMChatMemory.from_defaults(store=fast_store, namespace=("acme",), session_id="s", insert_method="system")
     memory.put(user("I collect stamps from Iceland."))
     memory.set([ChatMessage(role="system", content="Be brief."), user("hello")])
     first = memory.get(input="What do I collect?")[0]

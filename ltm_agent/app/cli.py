@@ -342,6 +342,10 @@ app.command("inspect")(cli_tools.inspect_command)
 app.command("export")(cli_tools.export_command)
 app.command("import")(cli_tools.import_command)
 
+from ltm_agent.app.bench.perf_commands import register as _register_perf  # noqa: E402 - bodies live there
+
+_register_perf(app, bench_app)  # bench perf, reliability
+
 
 def main() -> None:
     """Entry point of the ``ltm-agent`` script: one error line and exit code 2 on any failure."""

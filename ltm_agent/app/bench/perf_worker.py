@@ -1,0 +1,197 @@
+"""One size of ``ltm-agent bench perf``, run in a process of its own so its peak RSS is its own.
+
+``python -m ltm_agent.app.bench.perf_worker SPEC_JSON`` ingests seeded
+synthetic conversations into a fresh store through the agent's paths
+(:meth:`EpisodicTimeline.ingest` for bulk, :meth:`EpisodicTimeline.add_turn`
+for live writes), queries it through :class:`HybridRetriever` (what the read
+node calls), and prints one JSON object of measurements.
+
+The embedder is :class:`~ltm_agent.embeddings.HashingEmbedder` (384
+dimensions, a deterministic hash of words): it stands in for precomputed
+vectors, so the run measures the store and the read path, not a model.
+
+Core functions: :func:`synthetic_conversation`, :func:`run_size`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ltm_agent.conversations import Conversation, Session, Turn
+
+__all__ = ["run_size", "synthetic_conversation"]
+
+_DIM = 384
+_SESSION_TURNS = 20
+
+
+def _vocabulary(seed: int) -> list[str]:
+    rng = random.Random(seed)
+    syllables = ["ka", "lo", "mi", "ren", "to", "sa", "vel", "dor", "an", "qui", "ber", "zu", "pol", "ne", "ta"]
+    words = {"".join(rng.choice(syllables) for _ in range(rng.randint(2, 3))) for _ in range(6000)}
+    return sorted(words)
+
+
+def synthetic_conversation(cid: str, turns: int, seed: int) -> Conversation:
+    """A seeded conversation of ``turns`` turns in sessions of 20, one day apart, Zipf-distributed words."""
+    rng = random.Random(f"{seed}-{cid}")
+    vocab = _vocabulary(seed)
+    weights = [1.0 / (rank + 1) for rank in range(len(vocab))]
+    sessions = []
+    start = datetime(2023, 1, 1, 9, tzinfo=UTC)
+    for s in range(0, turns, _SESSION_TURNS):
+        count = min(_SESSION_TURNS, turns - s)
+        items = []
+        for t in range(count):
+            words = rng.choices(vocab, weights, k=rng.randint(8, 20))
+            role = "user" if t % 2 == 0 else "assistant"
+            items.append(Turn(id=f"{s + t}", role=role, speaker="Ana" if role == "user" else "Bot", text=" ".join(words)))
+        sessions.append(Session(id=f"s{s // _SESSION_TURNS}", date=start + timedelta(days=s // _SESSION_TURNS), turns=items))
+    return Conversation(id=cid, sessions=sessions)
+
+
+def _queries(conversation: Conversation, n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    turns = [t for s in conversation.sessions for t in s.turns]
+    return [" ".join(rng.sample(t.text.split(), min(4, len(t.text.split())))) for t in rng.sample(turns, n)]
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _disk_mb(path: Path) -> float:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
+
+
+def _pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values) * 1000, q)) if values else float("nan")
+
+
+def _open(spec: dict[str, Any]) -> Any:
+    from ltm_agent.embeddings import HashingEmbedder
+    from ltm_agent.memory_stores import ChromaStore
+
+    embedder = HashingEmbedder(_DIM)
+    if spec["mode"] == "server":
+        return ChromaStore.server(spec["url"], embedder=embedder, timeout=120)
+    return ChromaStore.persistent(spec["dir"], embedder=embedder)
+
+
+def run_size(spec: dict[str, Any]) -> dict[str, Any]:
+    """Measure one total size (``spec``: size, per_namespace, mode, dir/url, queries, live_writes, seed)."""
+    from ltm_agent.retrieval import HybridRetriever
+    from ltm_agent.timeline import EpisodicTimeline
+
+    size, per_ns, seed = spec["size"], spec["per_namespace"], spec["seed"]
+    namespaces = [(f"user-{n:04}",) for n in range((size + per_ns - 1) // per_ns)]
+    out: dict[str, Any] = {"size_turns": size, "namespaces": len(namespaces), "mode": spec["mode"]}
+    store = _open(spec)
+    conversations = {}
+    ingest_s = 0.0
+    items = 0
+    for n, namespace in enumerate(namespaces):
+        turns = min(per_ns, size - n * per_ns)
+        conversation = synthetic_conversation(namespace[0], turns, seed)
+        conversations[namespace] = conversation
+        started = time.perf_counter()
+        report = EpisodicTimeline(store, namespace).ingest(conversation, batch_size=2048)
+        ingest_s += time.perf_counter() - started
+        items += int(getattr(report, "items", 0) or store.count(namespace))
+        if n + 1 < len(namespaces):
+            conversations.pop(namespace)  # keep only the queried (last) namespace's conversation
+    out.update(items=items, bulk_ingest_s=ingest_s, bulk_turns_per_s=size / ingest_s if ingest_s else None)
+    active = namespaces[-1]
+    queries = _queries(conversations[active], spec["queries"], seed)
+    retriever = HybridRetriever(store)
+    reference = datetime(2024, 1, 1, tzinfo=UTC)
+    first = time.perf_counter()
+    retriever.retrieve(active, queries[0], budget_tokens=1024, reference_time=reference)
+    out["first_query_after_ingest_ms"] = (time.perf_counter() - first) * 1000
+    latencies = []
+    for query in queries:
+        started = time.perf_counter()
+        retriever.retrieve(active, query, budget_tokens=1024, reference_time=reference)
+        latencies.append(time.perf_counter() - started)
+    out.update(search_p50_ms=_pct(latencies, 50), search_p95_ms=_pct(latencies, 95))
+    # A plain Chroma dense query over the same vectors, same run: the floor under our read path.
+    collection = store._handles.get(active) or store._client.get_collection(_collection_name(active))
+    vectors = store.embedder.embed(queries)
+    plain = []
+    for vector in vectors:
+        started = time.perf_counter()
+        collection.query(query_embeddings=[vector], n_results=10)
+        plain.append(time.perf_counter() - started)
+    out.update(plain_chroma_p50_ms=_pct(plain, 50), plain_chroma_p95_ms=_pct(plain, 95))
+    # Live writes: the agent's path (add_turn), appended to the active namespace's newest session.
+    timeline = EpisodicTimeline(store, active)
+    live = []
+    session = conversations[active].sessions[-1].id
+    for t in range(spec["live_writes"]):
+        started = time.perf_counter()
+        timeline.add_turn(f"live note {t} about {queries[t % len(queries)]}", session_id=f"{session}-live",
+                          time=reference + timedelta(minutes=t))
+        live.append(time.perf_counter() - started)
+    out.update(live_write_p50_ms=_pct(live, 50), live_write_p95_ms=_pct(live, 95),
+               live_writes_per_s=len(live) / sum(live) if live else None)
+    store.close()
+    out["peak_rss_mb"] = _rss_mb()
+    if spec["mode"] == "embedded":
+        out["disk_mb"] = _disk_mb(Path(spec["dir"]))
+        out.update(_cold_open(spec, active, queries[1]))
+    return out
+
+
+def _collection_name(namespace: tuple[str, ...]) -> str:
+    from ltm_agent.memory_stores.chroma.layout import collection_name
+
+    return collection_name(namespace)
+
+
+_COLD = """
+import json, resource, sys, time
+t0 = time.perf_counter()
+from ltm_agent.embeddings import HashingEmbedder
+from ltm_agent.memory_stores import ChromaStore
+from ltm_agent.retrieval import HybridRetriever
+t1 = time.perf_counter()
+store = ChromaStore.persistent(sys.argv[1], embedder=HashingEmbedder(384))
+t2 = time.perf_counter()
+HybridRetriever(store).retrieve(tuple(json.loads(sys.argv[2])), sys.argv[3], budget_tokens=1024)
+t3 = time.perf_counter()
+print(json.dumps({"cold_open_ms": (t2 - t1) * 1000, "cold_first_query_ms": (t3 - t2) * 1000,
+                  "cold_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def _cold_open(spec: dict[str, Any], namespace: tuple[str, ...], query: str) -> dict[str, Any]:
+    """Open the store in a fresh process and ask one question: nothing may scan every memory."""
+    done = subprocess.run(
+        [sys.executable, "-c", _COLD, spec["dir"], json.dumps(list(namespace)), query],
+        capture_output=True, text=True, check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    spec = json.loads(sys.argv[1])
+    if spec["mode"] == "embedded":
+        shutil.rmtree(spec["dir"], ignore_errors=True)
+        os.makedirs(spec["dir"], exist_ok=True)
+    print(json.dumps(run_size(spec)))
+
+
+if __name__ == "__main__":
+    main()

@@ -41,7 +41,8 @@ from ltm_agent.app.cli_common import (
     require_new_folder_or_folder,
     run,
 )
-from ltm_agent.errors import InvalidInputError
+from ltm_agent.errors import DataFormatError, InvalidInputError, TextTooLargeError
+from ltm_agent.store import StoreLimits
 
 app = typer.Typer(
     cls=OneLineErrorsGroup,
@@ -60,6 +61,15 @@ _fail = fail  # older command bodies call _fail(exc); the root group reports err
 UNITS = ("turn", "context", "round", "window")
 FORMATS = ("jsonl", "locomo", "longmemeval")
 DATASETS = ("locomo", "longmemeval")
+MAX_QUERY_CHARS = StoreLimits().max_text_chars
+
+
+_PYTHON_ADVICE = "split it (ltm_agent.tokens.chunk_text) or raise StoreLimits.max_text_chars"
+
+
+def _for_a_file(message: str) -> str:
+    """The store's size advice names Python calls; a CLI user edits the file instead."""
+    return message.replace(_PYTHON_ADVICE, "split that turn into several turns in the file")
 
 
 def _bench_inputs(dataset: str, out_dir: Path) -> None:
@@ -109,7 +119,10 @@ def ingest(
         raise InvalidInputError(f"--format {format!r} is not a format; choose from {', '.join(FORMATS)}")
     base = parse_cli_namespace(namespace)
     kinds = _units(units)
-    conversations = load_conversations(path, format)  # type: ignore[arg-type]
+    try:
+        conversations = load_conversations(path, format)  # type: ignore[arg-type]
+    except DataFormatError as exc:
+        raise DataFormatError(f"{_for_a_file(str(exc))}; the formats are described in docs/formats.md") from None
     total = sum(c.turn_count for c in conversations)
     started = time.perf_counter()
     targets = [base if len(conversations) == 1 else (*base, c.id) for c in conversations]
@@ -117,7 +130,10 @@ def ingest(
         task = bar.add_task(f"ingesting {path.name}", total=total)
         for conversation, ns in zip(conversations, targets):
             timeline = EpisodicTimeline(handle, ns, units=kinds)  # type: ignore[arg-type]
-            timeline.ingest(conversation, on_items=lambda n: bar.advance(task, n))
+            try:
+                timeline.ingest(conversation, on_items=lambda n: bar.advance(task, n))
+            except TextTooLargeError as exc:
+                raise TextTooLargeError(f"{path}: conversation {conversation.id!r}: {_for_a_file(str(exc))}") from None
     elapsed = time.perf_counter() - started
     where = server or str(store or DEFAULT_STORE)
     if as_json:
@@ -155,6 +171,10 @@ def search(
     from ltm_agent.retrieval import HybridRetriever
 
     ns = parse_cli_namespace(namespace)
+    if len(query) > MAX_QUERY_CHARS:
+        raise TextTooLargeError(
+            f"the query has {len(query):,} characters, over the limit of {MAX_QUERY_CHARS:,}; ask a shorter question"
+        )
     when = parse_cli_date(as_of, "--as-of")
     ref = parse_cli_date(reference_date, "--reference-date") or utcnow()
     with open_store(store, server, create=False) as handle:

@@ -309,3 +309,22 @@ def test_the_cli_reference_page_is_current() -> None:
 
     page = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
     assert page.read_text(encoding="utf-8") == render_cli_reference(), "docs/cli.md is stale: run `make cli-docs`"
+
+
+def test_size_limits_speak_to_a_cli_user(store_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, _, err = cli(capsys, "search", "x" * 100_001, "-s", str(store_dir), "-n", "maya")
+    assert "ask a shorter question" in err and "chunk_text" not in err
+    big = tmp_path / "big.jsonl"
+    turn = {"id": "t1", "speaker": "A", "text": "word " * 25_000}
+    big.write_text(json.dumps({"id": "c", "sessions": [{"id": "s", "date": "2024-01-01T00:00:00+00:00",
+                                                         "turns": [turn]}]}) + "\n")
+    code, _, err = cli(capsys, "ingest", str(big), "-s", str(tmp_path / "new"), "-n", "big")
+    assert code == 2 and "split that turn into several turns in the file" in err and "chunk_text" not in err
+    _, _, err = cli(capsys, "ingest", SAMPLE, "-s", str(store_dir), "-f", "locomo")
+    assert "docs/formats.md" in err
+
+
+def test_every_command_that_prints_data_has_json() -> None:
+    prints_data = ["ingest", "search", "timeline", "stats", "forget", "inspect", "import"]
+    for name in prints_data:
+        assert any("--json" in p.opts for p in leaf((name,)).params), name

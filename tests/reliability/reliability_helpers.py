@@ -104,3 +104,21 @@ def spawn_child(code: str, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-u", "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV
     )
+
+
+def record(suite: str, *, trials: int, ops: int, failures: int) -> None:
+    """Append a suite's figures to ``$LTM_RELIABILITY_OUT/figures.jsonl`` (what ``ltm-agent reliability`` reads)."""
+    import json
+
+    folder = os.environ.get("LTM_RELIABILITY_OUT")
+    if not folder:
+        return
+    with open(Path(folder) / "figures.jsonl", "a") as handle:
+        handle.write(json.dumps({"suite": suite, "trials": trials, "ops": ops, "failures": failures}) + "\n")
+
+
+def synthetic(cid: str, turns: int = 120) -> object:
+    """The conversation the crash suite's ingest child writes (seeded: the same every time)."""
+    from ltm_agent.app.bench.perf_worker import synthetic_conversation
+
+    return synthetic_conversation(cid, turns, 7)

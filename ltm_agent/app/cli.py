@@ -297,6 +297,10 @@ def bench_retrieval(
     systems: Optional[str] = typer.Option(None, "--systems", help="Comma-separated system names."),
     limit: Optional[int] = typer.Option(None, "--limit", "-k", min=1, help="Only the first N questions."),
     stride: int = typer.Option(1, "--stride", min=1, help="Only every K-th question (before --limit)."),
+    path: str = typer.Option(
+        "bulk", "--path", help="How ltm is fed: bulk (ingest) | live (add_turn per turn) | langgraph (our write/read "
+        "nodes in a compiled graph) | llamaindex (Memory with our block); product paths run as ltm@<path>.",
+    ),
 ) -> None:
     """Retrieval benchmark: results.jsonl, summary.json, report.md and a plot in --out."""
     from ltm_agent.app.bench.retrieval_bench import run_retrieval_bench
@@ -304,7 +308,7 @@ def bench_retrieval(
 
     _bench_inputs(dataset, out_dir)
     names = tuple(s.strip() for s in systems.split(",")) if systems else DEFAULT_SYSTEMS
-    result = run_retrieval_bench(dataset, data, out_dir, systems=names, limit=limit, stride=stride)
+    result = run_retrieval_bench(dataset, data, out_dir, systems=names, limit=limit, stride=stride, path=path)
     out.print(result.report.read_text(encoding="utf-8"), markup=False, highlight=False)
     console.print(f"wrote {result.results}, {result.summary}, {result.report}", highlight=False)
 

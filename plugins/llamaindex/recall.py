@@ -230,7 +230,8 @@ class SessionRecall:
         Text longer than the store's limit is split into consecutive turns;
         messages without text (tool calls, images) are skipped. A message
         carrying its own id (``additional_kwargs["turn_id"]``) is stored once
-        however often it is recorded.
+        however often it is recorded; ``additional_kwargs["name"]`` (OpenAI's
+        participant name) is kept as the speaker.
         """
         timeline = self.timeline(session_id)
         limit = max(1, self.store.limits.max_text_chars - 64)  # room for the "role: " prefix
@@ -244,10 +245,13 @@ class SessionRecall:
             turn_id = turn_id_of(message, session_id)
             pieces = [text[start : start + limit] for start in range(0, len(text), limit)]
             pieces = [p for p in pieces if p.strip()]
+            name = message.additional_kwargs.get("name")
+            speaker = name if isinstance(name, str) else ""
             for n, piece in enumerate(pieces):
                 written.append(
                     timeline.add_turn(
-                        piece, role=role, session_id=session_id, turn_id=turn_id if n == 0 else f"{turn_id}~{n}"
+                        piece, role=role, speaker=speaker, session_id=session_id,
+                        turn_id=turn_id if n == 0 else f"{turn_id}~{n}",
                     )
                 )
         return written

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from ltm_agent.app.bench.cache import CachedEmbedder
 from ltm_agent.app.bench.datasets import Question, load_questions
-from ltm_agent.app.bench.systems import DEFAULT_SYSTEMS, BenchSystem, make_system
+from ltm_agent.app.bench.systems import DEFAULT_SYSTEMS, BenchSystem, make_system, system_name
 from ltm_agent.conversations import Conversation
 from ltm_agent.embeddings import Embedder, default_embedder
 from ltm_agent.errors import MissingExtraError
@@ -152,8 +152,12 @@ UNAVAILABLE_FILE = "unavailable.json"
 """Written by every run: ``{system: reason}`` for the systems that could not be built."""
 
 
-def build_systems(systems: Sequence[str], embedder: Embedder) -> tuple[dict[str, BenchSystem], dict[str, str]]:
-    """Build each system; one whose package is missing goes to the second dict with its reason.
+def build_systems(
+    systems: Sequence[str], embedder: Embedder, path: str = "bulk"
+) -> tuple[dict[str, BenchSystem], dict[str, str]]:
+    """Build each system (``ltm`` configurations fed through ``path``), keyed by the name it runs under.
+
+    A system whose package is missing goes to the second dict with its reason.
 
     Only :class:`~ltm_agent.errors.MissingExtraError` counts as "unavailable";
     any other error (an unknown name, a bug) is raised, after closing what was built.
@@ -163,9 +167,9 @@ def build_systems(systems: Sequence[str], embedder: Embedder) -> tuple[dict[str,
     try:
         for name in systems:
             try:
-                built[name] = make_system(name, embedder)
+                built[system_name(name, path)] = make_system(name, embedder, path)
             except MissingExtraError as exc:
-                unavailable[name] = str(exc)
+                unavailable[system_name(name, path)] = str(exc)
     except BaseException:
         for system in built.values():
             system.close()
@@ -204,6 +208,7 @@ def run_bench_loop(
     progress: bool = True,
     desc: str = "retrieval",
     speed_systems: Sequence[str] = (),
+    path: str = "bulk",
 ) -> list[Question]:
     """The per-conversation ingest / retrieve / forget loop both benches share.
 
@@ -227,6 +232,8 @@ def run_bench_loop(
         progress: Show a progress bar.
         desc: Progress-bar label.
         speed_systems: Systems timed in the uncached ingest-speed phase (none: no phase).
+        path: How ``ltm`` configurations are fed (:data:`ltm_agent.app.bench.paths.PATHS`);
+            product paths also write ``write_latency.json``.
 
     Returns:
         The planned questions (every question the run covers, done before or now).
@@ -240,7 +247,7 @@ def run_bench_loop(
     plan = _select(conversations, questions, limit, stride)
     done = _done(results)
 
-    built, unavailable = build_systems(systems, cached)
+    built, unavailable = build_systems(systems, cached, path)
     (out_dir / UNAVAILABLE_FILE).write_text(json.dumps(unavailable, indent=2), encoding="utf-8")
     ingest_seconds = {name: 0.0 for name in built}
     ingest_turns = {name: 0 for name in built}
@@ -279,6 +286,7 @@ def run_bench_loop(
                         system.forget(namespace)
     finally:
         bar.close()
+        _write_latencies(out_dir, built)
         for system in built.values():
             system.close()
         cached.close()
@@ -287,6 +295,23 @@ def run_bench_loop(
     }
     (out_dir / "ingest.json").write_text(json.dumps(ingest, indent=2), encoding="utf-8")
     return [q for _, qs in plan for q in qs]
+
+
+def _write_latencies(out_dir: Path, built: dict[str, BenchSystem]) -> None:
+    """``write_latency.json``: p50/p95 of each product path's writes by history length (merged on resume)."""
+    from ltm_agent.app.bench.paths import write_latency_summary
+
+    measured = {name: s.write_latencies for name, s in built.items() if getattr(s, "write_latencies", None)}
+    if not measured:
+        return
+    target = out_dir / "write_latency.json"
+    raw = out_dir / "write_latency_raw.json"
+    kept = json.loads(raw.read_text(encoding="utf-8")) if raw.exists() else {}
+    for name, values in measured.items():
+        kept[name] = [*kept.get(name, []), *([n, round(ms, 3)] for n, ms in values)]
+    raw.write_text(json.dumps(kept), encoding="utf-8")
+    summary = {name: write_latency_summary([(int(n), float(ms)) for n, ms in values]) for name, values in kept.items()}
+    target.write_text(json.dumps(summary, indent=2), encoding="utf-8")
 
 
 def run_retrieval_bench(
@@ -300,6 +325,7 @@ def run_retrieval_bench(
     embedder: Embedder | None = None,
     progress: bool = True,
     speed_systems: Sequence[str] = ("dense-turn", "ltm", "ltm-no-context"),
+    path: str = "bulk",
 ) -> BenchRun:
     """Run the retrieval benchmark and write ``results.jsonl``, ``summary.json``, ``report.md`` and a plot.
 
@@ -313,6 +339,9 @@ def run_retrieval_bench(
         embedder: Embedder for every system (default: the offline MiniLM), cached on disk.
         progress: Show a progress bar.
         speed_systems: Systems timed in the uncached ingest-speed phase.
+        path: How ``ltm`` configurations are fed: ``bulk`` (ingest), or a product
+            path an agent uses (``live``, ``langgraph``, ``llamaindex``; see
+            :mod:`ltm_agent.app.bench.paths`); they run as ``ltm@<path>``.
     """
     from ltm_agent.app.bench.report import write_reports
 
@@ -321,7 +350,7 @@ def run_retrieval_bench(
 
     planned = run_bench_loop(
         dataset, data, out_dir, systems=systems, make_row=make_row, limit=limit, stride=stride,
-        embedder=embedder, progress=progress, desc="retrieval", speed_systems=speed_systems,
+        embedder=embedder, progress=progress, desc=f"retrieval ({path})", speed_systems=speed_systems, path=path,
     )
-    summary, report = write_reports(dataset, out_dir, planned, systems)
+    summary, report = write_reports(dataset, out_dir, planned, [system_name(s, path) for s in systems])
     return BenchRun(out_dir, out_dir / "results.jsonl", summary, report)

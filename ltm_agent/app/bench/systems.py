@@ -37,7 +37,16 @@ from ltm_agent.records import MemoryItem
 from ltm_agent.retrieval import HybridRetriever, RetrievalConfig
 from ltm_agent.tokens import count_tokens
 
-__all__ = ["DEFAULT_SYSTEMS", "SYSTEMS", "BenchSystem", "LTMFacts", "make_system", "rendered_turns", "turn_text"]
+__all__ = [
+    "DEFAULT_SYSTEMS",
+    "SYSTEMS",
+    "BenchSystem",
+    "LTMFacts",
+    "make_system",
+    "rendered_turns",
+    "system_name",
+    "turn_text",
+]
 
 DEPTH = 200
 """Results each system returns per question (enough to fill 4,096 tokens on both data sets)."""
@@ -348,9 +357,26 @@ class LangGraphInMemory(BenchSystem):
         self.store.batch([PutOp(("bench", *namespace), key, None) for key in keys])
 
 
+class _LTMSpec:
+    """How to build one ``ltm`` configuration, through any write path (see :mod:`ltm_agent.app.bench.paths`)."""
+
+    def __init__(self, name: str, kind: type[LTM], changes: dict[str, Any]) -> None:
+        self.name, self.kind, self.changes = name, kind, changes
+
+    def __call__(self, embedder: Embedder, path: str = "bulk") -> BenchSystem:
+        units = tuple(self.changes.get("units", RetrievalConfig().units))
+        config = RetrievalConfig().but(**self.changes)
+        if path == "bulk":
+            return self.kind(embedder, name=self.name, config=config, units=units)
+        from ltm_agent.app.bench.paths import PATH_CLASSES
+
+        if self.kind is not LTM:
+            raise InvalidInputError(f"{self.name!r} runs only on --path bulk (its extra writes have no live path)")
+        return PATH_CLASSES[path](embedder, name=f"{self.name}@{path}", config=config, units=units)
+
+
 def _ltm(name: str, kind: type[LTM] = LTM, **changes: Any) -> Callable[[Embedder], BenchSystem]:
-    units = tuple(changes.get("units", RetrievalConfig().units))
-    return lambda embedder: kind(embedder, name=name, config=RetrievalConfig().but(**changes), units=units)
+    return _LTMSpec(name, kind, changes)
 
 
 def _peer(class_name: str) -> Callable[[Embedder], BenchSystem]:
@@ -400,14 +426,30 @@ DEFAULT_SYSTEMS = (
 missing are reported as not run)."""
 
 
-def make_system(name: str, embedder: Embedder) -> BenchSystem:
-    """Build a system by name.
+def system_name(name: str, path: str = "bulk") -> str:
+    """The name a system runs under on ``path`` (``ltm`` on ``live`` is ``ltm@live``)."""
+    factory = SYSTEMS.get(name)
+    return f"{name}@{path}" if path != "bulk" and isinstance(factory, _LTMSpec) else name
+
+
+def make_system(name: str, embedder: Embedder, path: str = "bulk") -> BenchSystem:
+    """Build a system by name; ``ltm`` configurations are fed through ``path``.
+
+    With a ``path`` other than ``"bulk"`` an ``ltm`` configuration is named
+    ``"<name>@<path>"`` (e.g. ``ltm@langgraph``); baselines and peers have one
+    way in and keep their names.
 
     Raises:
-        InvalidInputError: ``name`` is not in :data:`SYSTEMS` (the message lists them).
+        InvalidInputError: ``name`` is not in :data:`SYSTEMS` (the message lists
+            them), or ``path`` is not one of ``bulk``, ``live``, ``langgraph``, ``llamaindex``.
         MissingExtraError: The system needs a package that is not installed (the
             message says which and why).
     """
+    from ltm_agent.app.bench.paths import PATHS
+
     if name not in SYSTEMS:
         raise InvalidInputError(f"unknown benchmark system {name!r}; choose from {sorted(SYSTEMS)}")
-    return SYSTEMS[name](embedder)
+    if path not in PATHS:
+        raise InvalidInputError(f"unknown write path {path!r}; choose from {list(PATHS)}")
+    factory = SYSTEMS[name]
+    return factory(embedder, path) if isinstance(factory, _LTMSpec) else factory(embedder)

@@ -37,6 +37,7 @@ from ltm_agent.errors import (
     DataFormatError,
     InvalidDateError,
     InvalidInputError,
+    NotFoundError,
     describe,
 )
 from ltm_agent.store import StoreLimits, validate_text
@@ -170,6 +171,8 @@ def dump_jsonl(conversations: Iterable[Conversation], path: str | Path) -> int:
         lines.append(conv.model_dump_json() + "\n")
     data = "".join(lines).encode("utf-8")
     target = Path(path)
+    if not target.parent.is_dir():
+        raise NotFoundError(f"{target}: the folder {target.parent} does not exist; create it first")
     target.write_bytes(gzip.compress(data) if target.name.endswith(".gz") else data)
     return len(lines)
 

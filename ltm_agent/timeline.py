@@ -83,10 +83,11 @@ class EpisodicTimeline:
     ) -> None:
         self.store = store
         self.namespace = validate_namespace(namespace)
+        known = [str(u) for u in UNIT_KINDS]
+        unknown = [u for u in units if str(u) not in known]  # before RecordKind(), whose error is a bare ValueError
+        if unknown:
+            raise InvalidInputError(f"units {unknown!r} are not units; choose from {known}, e.g. ['turn', 'context']")
         self.units = tuple(RecordKind(u) for u in units)
-        for unit in self.units:
-            if unit not in UNIT_KINDS:
-                raise InvalidInputError(f"unit {unit!r} is not one of {[str(u) for u in UNIT_KINDS]}")
         self.clock = clock
 
     # -- writing ----------------------------------------------------------

@@ -328,3 +328,16 @@ def test_every_command_that_prints_data_has_json() -> None:
     prints_data = ["ingest", "search", "timeline", "stats", "forget", "inspect", "import"]
     for name in prints_data:
         assert any("--json" in p.opts for p in leaf((name,)).params), name
+
+
+def test_the_api_refuses_bad_units_and_missing_folders_with_ltm_errors(tmp_path: Path) -> None:
+    from ltm_agent.embeddings import HashingEmbedder
+    from ltm_agent.errors import InvalidInputError, NotFoundError
+    from ltm_agent.loaders import dump_jsonl, load_sample_conversation
+    from ltm_agent.memory_stores import InMemoryStore
+    from ltm_agent.timeline import EpisodicTimeline
+
+    with pytest.raises(InvalidInputError, match="'bogus'"):
+        EpisodicTimeline(InMemoryStore(embedder=HashingEmbedder()), ("a",), units=["turn", "bogus"])
+    with pytest.raises(NotFoundError, match="does not exist"):
+        dump_jsonl([load_sample_conversation()], tmp_path / "missing" / "x.jsonl")

@@ -400,6 +400,31 @@ class MemoryStore(ABC):
         """Namespaces holding items, sorted, optionally under ``prefix``."""
         return self.batch([ListNamespacesOp(tuple(prefix), limit, offset)])[0]
 
+    def forget(self, prefix: Namespace) -> dict[Namespace, int]:
+        """Delete every item under ``prefix``: the namespace itself and every namespace below it.
+
+        Forgetting a tenant such as ``("user-42",)`` also removes ``("user-42", "c1")``
+        and ``("user-42", "c2")``. The empty prefix (everything) is refused.
+
+        Returns:
+            Items removed per namespace (namespaces that held none are not listed).
+
+        Example:
+            >>> from ltm_agent.embeddings import HashingEmbedder
+            >>> from ltm_agent.memory_stores import InMemoryStore
+            >>> from ltm_agent.records import StoredItem
+            >>> store = InMemoryStore(HashingEmbedder())
+            >>> store.put([StoredItem(("user-42", "c1"), "a", "hi"), StoredItem(("user-42", "c2"), "b", "yo")])
+            >>> store.forget(("user-42",))
+            {('user-42', 'c1'): 1, ('user-42', 'c2'): 1}
+        """
+        prefix = validate_namespace(tuple(prefix))
+        removed: dict[Namespace, int] = {}
+        while found := [ns for ns in self.list_namespaces(prefix, limit=1000) if ns not in removed]:
+            for namespace in found:  # a namespace that comes back empty-handed is not retried
+                removed[namespace] = self.delete(namespace)
+        return {ns: n for ns, n in removed.items() if n}
+
     def warm(self, namespace: Namespace) -> None:
         """Build the namespace's derived search structures now, so the next search does not pay for them.
 
@@ -455,3 +480,12 @@ class MemoryStore(ABC):
         self, prefix: Namespace = (), *, limit: int = 100, offset: int = 0
     ) -> list[Namespace]:
         return (await self.abatch([ListNamespacesOp(tuple(prefix), limit, offset)]))[0]
+
+    async def aforget(self, prefix: Namespace) -> dict[Namespace, int]:
+        """Async twin of :meth:`forget`."""
+        prefix = validate_namespace(tuple(prefix))
+        removed: dict[Namespace, int] = {}
+        while found := [ns for ns in await self.alist_namespaces(prefix, limit=1000) if ns not in removed]:
+            for namespace in found:
+                removed[namespace] = await self.adelete(namespace)
+        return {ns: n for ns, n in removed.items() if n}

@@ -259,17 +259,21 @@ def forget(
     namespace: str = typer.Option(..., "--namespace", "-n", help="Tenant namespace to erase.", show_default=False),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Remove every record of one tenant namespace."""
+    """Remove every record of a tenant: the namespace and every namespace under it (counts per namespace)."""
     from ltm_agent.namespaces import format_namespace
 
     ns = parse_cli_namespace(namespace)
     with open_store(store, server, create=False) as handle:
-        require_namespace(handle, ns)
-        removed = handle.delete(ns)
+        removed = handle.forget(ns)
+        if not removed:
+            require_namespace(handle, ns)  # nothing there: an error that lists what exists
     if as_json:
-        emit_json([{"namespace": format_namespace(ns), "removed": removed}])
+        emit_json([{"namespace": format_namespace(n), "removed": count} for n, count in removed.items()])
         return
-    console.print(f"removed {removed} record(s) from namespace {format_namespace(ns)}", highlight=False)
+    for n, count in removed.items():
+        console.print(f"removed {count} record(s) from namespace {format_namespace(n)}", highlight=False)
+    total = sum(removed.values())
+    console.print(f"removed {total} record(s) in {len(removed)} namespace(s) under {format_namespace(ns)}", highlight=False)
 
 
 @app.command()

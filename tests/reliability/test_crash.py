@@ -72,7 +72,14 @@ elif scenario == "ltmstore":
         acknowledge({"key": f"k{k % 40}", "version": k})
 """
 
-SCENARIOS = ["put", "ingest", "live", "facts", "ltmstore"]
+# CI runs three paths once each (time on a shared 2-core machine); the heavy variant runs all five 50 times.
+SCENARIOS = [
+    "put",
+    "live",
+    "ltmstore",
+    pytest.param("ingest", marks=pytest.mark.slow),
+    pytest.param("facts", marks=pytest.mark.slow),
+]
 
 
 def _kill_at_random(path: Path, scenario: str, ack: Path, rng: random.Random) -> None:

@@ -138,10 +138,10 @@ def _timeline(store: MemoryStore, namespace: Namespace) -> tuple[list[SessionRow
 
 
 def _explain(store: MemoryStore, namespace: Namespace, query: str, reference_time: datetime | None, k: int,
-             report: InspectReport) -> None:
+             report: InspectReport, config: Any = None) -> None:
     from ltm_agent.retrieval import HybridRetriever
 
-    retriever = HybridRetriever(store)
+    retriever = HybridRetriever(store, config)
     config = retriever.config
     ranked = retriever.ranked_items(namespace, query, reference_time=reference_time, depth=k)
     window = retriever.time_window(query, reference_time)
@@ -162,7 +162,10 @@ def _explain(store: MemoryStore, namespace: Namespace, query: str, reference_tim
             for hit in hits:
                 if hit.item.metadata.get("kind") == unit and not (mode == "dense" and hit.score <= 0):
                     seen.setdefault(_value(hit.item), hit.score)
-            for rank, (value, score) in enumerate(list(seen.items())[: config.candidates], start=1):
+            rank, previous = 0, None
+            for position, (value, score) in enumerate(list(seen.items())[: config.candidates], start=1):
+                rank = rank if score == previous else position  # tied scores share a rank, as in the fusion
+                previous = score
                 label = "cosine" if mode == "dense" else "BM25"
                 signals.setdefault(value, {})[f"{mode} via {unit}"] = f"#{rank} ({label} {score:.3f})"
                 shares[value] = shares.get(value, 0.0) + weight / (config.rrf_k + rank)
@@ -191,8 +194,17 @@ def build_report(
     query: str | None = None,
     reference_time: datetime | None = None,
     k: int = 10,
+    config: Any = None,
 ) -> InspectReport:
     """Read one namespace (and explain ``query`` when given) into an :class:`InspectReport`.
+
+    Args:
+        store: The store to read.
+        namespace: The tenant namespace.
+        query: A question to explain (omit for the timeline and facts only).
+        reference_time: When the question is asked (resolves "last week"); default now.
+        k: How many retrieved memories to explain.
+        config: The :class:`~ltm_agent.retrieval.RetrievalConfig` to explain (default: the library's).
 
     Raises:
         NotFoundError: The namespace holds nothing (the message lists the namespaces that exist).
@@ -224,7 +236,7 @@ def build_report(
     if query is not None:
         reference_time = reference_time or utcnow()
         report.query, report.reference_time = query, _day(reference_time)
-        _explain(store, namespace, query, reference_time, k, report)
+        _explain(store, namespace, query, reference_time, k, report, config)
     return report
 
 

@@ -63,9 +63,17 @@ def test_explanations_follow_the_retriever_and_name_every_signal(store: InMemory
     assert any("Miso" in e.text for e in report.explanations)
     assert any(name.startswith("keyword via") for name in top.signals)
     assert any(name.startswith("dense via") for name in top.signals)
-    for e in report.explanations:  # the parts add up to the fused score
-        boost = 1 + report.settings["speaker_boost"] if e.speaker_named else 1
-        assert abs((e.rrf_share + e.feedback) * boost - e.score) < 1e-3 or e.feedback == 0
+
+
+
+def test_rrf_shares_reproduce_the_retriever_without_feedback(store: InMemoryStore) -> None:
+    from ltm_agent.retrieval import RetrievalConfig
+
+    plain = RetrievalConfig(feedback_docs=0, speaker_boost=0.0, time_expansion=False)
+    report = build_report(store, NS, query="Where does Maya live and work?", reference_time=ASKED, k=8, config=plain)
+    assert len(report.explanations) == 8
+    for e in report.explanations:  # the inspector's own per-signal ranks add up to the retriever's fused score
+        assert e.feedback < 1e-6 and abs(e.rrf_share - e.score) < 1e-6, e
 
 
 def test_time_window_is_reported(store: InMemoryStore) -> None:

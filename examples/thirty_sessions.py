@@ -9,7 +9,7 @@ memory events.
 
 Every turn goes through:
 
-1. the **SirLLM entropy-decay buffer** (METHODS §1), whose rendering is kept in
+1. the **SirLLM entropy-decay buffer** (docs/buffer.md), whose rendering is kept in
    a core-memory block of the paged context;
 2. the **MemGPT-style paged context** (§4): the main context never exceeds the
    window (checked after every step), a memory-pressure notice fires at 70%,

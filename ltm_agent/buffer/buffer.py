@@ -1,4 +1,4 @@
-"""The SirLLM entropy-decay buffer (Yao et al., ACL 2024; METHODS §1), at text level.
+"""The SirLLM entropy-decay buffer (Yao et al., ACL 2024; docs/buffer.md), at text level.
 
 The buffer keeps, within a token budget, the dialogue units (tokens or short
 phrases) that were most surprising when they were said, and decays every

@@ -1,4 +1,4 @@
-"""Token scorers for the entropy-decay buffer (SirLLM, METHODS §1).
+"""Token scorers for the entropy-decay buffer (SirLLM; docs/buffer.md).
 
 A scorer splits a text into units that cover it exactly and gives each a
 score: how surprising the unit is. Three implementations, in the order

@@ -3,7 +3,7 @@
 A plan is a generator that yields lists of :mod:`ltm_agent.store` operations
 and receives their results, so the logic of a LangGraph batch (read, rank,
 fetch the owners of vector hits, write) exists once, and the sync and async
-paths differ only in the line that runs a batch (STYLE: async twins differ
+paths differ only in the line that runs a batch (docs/architecture.md: async twins differ
 only in I/O).
 
 Core functions: :func:`run_plan`, :func:`arun_plan`.

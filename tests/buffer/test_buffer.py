@@ -1,4 +1,4 @@
-"""EntropyDecayBuffer and its scorers: every check of METHODS §1 (SirLLM)."""
+"""EntropyDecayBuffer and its scorers: every check in docs/buffer.md (SirLLM)."""
 
 from __future__ import annotations
 

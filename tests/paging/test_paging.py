@@ -1,4 +1,4 @@
-"""MemGPT-style paging (METHODS §4): every check is a test.
+"""MemGPT-style paging (docs/paging.md): every check is a test.
 
 Checks: the main context never exceeds the window; the warning fires once per
 crossing; after any number of flushes every evicted message is still found by

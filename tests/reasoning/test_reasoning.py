@@ -1,4 +1,4 @@
-"""ALR² retrieve-then-reason: the METHODS.md §3 checks, as tests."""
+"""ALR² retrieve-then-reason: the checks in docs/reasoning.md, as tests."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ SCRIPT = Path(__file__).resolve().parents[3] / "examples" / "gaia" / "offline_st
 def test_offline_example_runs(tmp_path: Path) -> None:
     env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--families", "csv_lookup,count_word", "--out", str(tmp_path)],
+        [sys.executable, str(SCRIPT), "--families", "csv_lookup,count_word", "--held-out", "count_word", "--out", str(tmp_path)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
     )
     assert done.returncode == 0, done.stderr[-3000:]

@@ -2,7 +2,14 @@
 
 Pure functions, no I/O. The mapping:
 
-* **Namespaces.** LangGraph labels are any non-empty string without ``.``;
+* **Namespaces.** Every LangGraph namespace lives under the root label
+  :data:`ROOT` (``("users", "ana")`` is stored as ``("langgraph-store",
+  "users", "ana")``), so no namespace the core API writes (``("memories",
+  "ana")`` from the memory nodes, a CLI ingest) is ever one a LangGraph reader
+  sees, or the other way round: the two encodings never meet (issue: a label
+  ``"a b"`` escaped to ``"a.20b"`` used to alias the core namespace
+  ``("memories", "a.20b")``). The root label is reserved for :class:`LTMStore`.
+  LangGraph labels are any non-empty string without ``.``;
   ltm-agent labels are 1-128 characters of ``A-Z a-z 0-9 _ . @ : + = -``.
   A label made only of those characters (except ``.``) is kept as it is; any
   other character becomes ``.XX`` per UTF-8 byte (``"a b"`` -> ``"a.20b"``),
@@ -46,6 +53,8 @@ from ltm_agent.records import Scalar, StoredItem
 
 __all__ = [
     "LG_OPERATORS",
+    "MAX_LG_DEPTH",
+    "ROOT",
     "NOT_INDEXED_KEY",
     "DocRecord",
     "build_records",
@@ -60,6 +69,10 @@ __all__ = [
 ]
 
 LG_OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")
+ROOT = "langgraph-store"
+"""First label of every namespace LTMStore writes (reserved for it)."""
+MAX_LG_DEPTH = MAX_DEPTH - 1
+"""Most labels of a LangGraph namespace (the root takes one)."""
 NOT_INDEXED_KEY = "(not indexed)"
 """Index key of a document that is not searchable by query: short, so embedding it costs nothing."""
 
@@ -86,32 +99,34 @@ def _encode_label(label: str) -> str:
 
 
 def encode_namespace(namespace: Sequence[str]) -> Namespace:
-    """A LangGraph namespace as an ltm-agent namespace (label by label).
+    """A LangGraph namespace as an ltm-agent namespace: the root label, then label by label.
 
     Raises:
-        InvalidInputError: More labels than ltm-agent namespaces hold.
+        InvalidInputError: More labels than LTMStore namespaces hold.
 
     Example:
         >>> encode_namespace(("users", "Ana María"))
-        ('users', 'Ana.20Mar.C3.ADa')
+        ('langgraph-store', 'users', 'Ana.20Mar.C3.ADa')
     """
-    if len(namespace) > MAX_DEPTH:
+    if len(namespace) > MAX_LG_DEPTH:
         raise InvalidInputError(
-            f"namespace {tuple(namespace)!r} has {len(namespace)} labels; ltm-agent stores hold at most "
-            f"{MAX_DEPTH}: join some labels (e.g. 'org-team' instead of 'org', 'team')"
+            f"namespace {tuple(namespace)!r} has {len(namespace)} labels; LTMStore namespaces hold at most "
+            f"{MAX_LG_DEPTH}: join some labels (e.g. 'org-team' instead of 'org', 'team')"
         )
-    return tuple(_encode_label(label) for label in namespace)
+    return (ROOT, *(_encode_label(label) for label in namespace))
 
 
 def is_hashed(namespace: Namespace) -> bool:
     """True when a label of ``namespace`` was too long to encode reversibly."""
-    return any(label.startswith(_HASHED) for label in namespace)
+    return any(label.startswith(_HASHED) for label in namespace[1:])
 
 
 def decode_namespace(namespace: Namespace) -> tuple[str, ...] | None:
     """The LangGraph namespace of an encoded one; ``None`` when it is hashed or not ours."""
+    if not namespace or namespace[0] != ROOT:
+        return None
     out: list[str] = []
-    for label in namespace:
+    for label in namespace[1:]:
         if label.startswith(_HASHED) or "." in _ESCAPE.sub("", label):
             return None  # hashed, or a '.' that is no escape (a namespace something else wrote)
         decoded = _unescape(label) if "." in label else label

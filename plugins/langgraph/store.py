@@ -17,8 +17,16 @@ Behaviour follows LangGraph's stores:
   ``list[str] -> list[list[float]]``, an ltm-agent ``Embedder``, or a
   ``"provider:model"`` string when ``langchain`` is installed) and ``dims``.
   Without ``embed`` the offline MiniLM model embeds.
-* ``put(..., index=False)`` stores an item that ``get``, ``list_namespaces``
-  and query-less ``search`` see, but a query never returns.
+* ``put(..., index=False)`` stores an item without embedding it. As in
+  LangGraph's ``InMemoryStore`` (the store users most often start from), a
+  query search returns such items after the scored ones, with ``score=None``,
+  when the page has room; ``get``, ``list_namespaces`` and query-less
+  ``search`` see them as any other item.
+* ``index_config`` keeps the ``index`` given to a factory as LangGraph's stores
+  keep it, ``embed`` included.
+* Namespaces live under a reserved root label, apart from the namespaces the
+  core API and the memory nodes write (see :mod:`ltm_agent.plugins.langgraph._codec`);
+  a LangGraph namespace holds at most 7 labels.
 * Filters: equality (nested dicts compared structurally) and
   ``$eq $ne $gt $gte $lt $lte``, as LangGraph's ``InMemoryStore``.
 * Updates keep ``created_at``. In one batch, reads see the state before the
@@ -55,7 +63,7 @@ from langgraph.store.base import (
 
 from ltm_agent.embeddings import Embedder
 from ltm_agent.errors import InvalidInputError, InvalidTypeError, UnsupportedOperationError, describe
-from ltm_agent.namespaces import MAX_DEPTH, Namespace
+from ltm_agent.namespaces import Namespace
 from ltm_agent.plugins.langgraph import _codec as codec
 from ltm_agent.plugins.langgraph._index import check_dims, embedder_from_index
 from ltm_agent.plugins.langgraph._plan import Plan, arun_plan, run_plan
@@ -134,7 +142,7 @@ class LTMStore(BaseStore):
 
         embedder = embedder_from_index(index)
         rest = {k: v for k, v in (index or {}).items() if k != "embed"}
-        return cls._owning(InMemoryStore(embedder), rest)
+        return cls._owning(InMemoryStore(embedder), rest, index)
 
     @classmethod
     def chroma(cls, path: str | Path | None = None, *, index: IndexConfig | None = None) -> LTMStore:
@@ -152,11 +160,13 @@ class LTMStore(BaseStore):
             if path is None
             else ChromaStore.persistent(path, embedder=embedder)
         )
-        return cls._owning(opened, rest)
+        return cls._owning(opened, rest, index)
 
     @classmethod
-    def _owning(cls, store: MemoryStore, index: dict[str, Any]) -> LTMStore:
+    def _owning(cls, store: MemoryStore, index: dict[str, Any], given: IndexConfig | None) -> LTMStore:
         wrapped = cls(store, index=index)  # type: ignore[arg-type]
+        if given and given.get("embed") is not None:
+            wrapped.index_config["embed"] = given["embed"]  # kept as given, as LangGraph's stores keep it
         wrapped._owns_store = True
         return wrapped
 
@@ -187,7 +197,9 @@ class LTMStore(BaseStore):
         writes = self._prepare(ops)  # every op is checked before anything runs
         results: list[Result] = [None] * len(ops)
         # A namespace deeper than any put accepts holds nothing: such a get is None.
-        gets = [(i, op) for i, op in enumerate(ops) if isinstance(op, GetOp) and len(op.namespace) <= MAX_DEPTH]
+        gets = [
+            (i, op) for i, op in enumerate(ops) if isinstance(op, GetOp) and len(op.namespace) <= codec.MAX_LG_DEPTH
+        ]
         if gets:
             found = yield [StoreGetOp(codec.encode_namespace(g.namespace), (codec.doc_id(g.key),)) for _, g in gets]
             for (i, get), (stored,) in zip(gets, found):
@@ -224,7 +236,7 @@ class LTMStore(BaseStore):
                         "LTMStore does not support TTL (supports_ttl is False); put without ttl, "
                         "and delete items you no longer need with store.delete(namespace, key)"
                     )
-                if op.value is None and len(op.namespace) > MAX_DEPTH:
+                if op.value is None and len(op.namespace) > codec.MAX_LG_DEPTH:
                     continue  # deleting from a namespace no put could have written
                 encoded = codec.encode_namespace(op.namespace)
                 record = None
@@ -266,7 +278,7 @@ class LTMStore(BaseStore):
     # -- search -------------------------------------------------------------
 
     def _namespaces_under(self, prefix: tuple[str, ...]) -> Plan[list[Namespace]]:
-        if len(prefix) > MAX_DEPTH:
+        if len(prefix) > codec.MAX_LG_DEPTH:
             return []
         encoded = codec.encode_namespace(prefix)
         found: list[Namespace] = []
@@ -286,7 +298,15 @@ class LTMStore(BaseStore):
         if op.query:
             hits = yield from self._rank(namespaces, op.query, pushed, op.filter, need)
             hits.sort(key=lambda h: (-h[0], h[1].namespace, h[1].key))
-            return [_search_item(item, score) for score, item in hits[op.offset : need]]
+            found = [_search_item(item, score) for score, item in hits[op.offset : need]]
+            if len(found) < op.limit:
+                # As LangGraph's InMemoryStore: items with nothing embedded (put with index=False,
+                # or without the indexed fields) fill the rest of the page, unscored.
+                lists = yield [StoreListOp(ns, filter={**pushed, "lg.role": "doc", "lg.vec": False}) for ns in namespaces]
+                rest = sorted((_to_item(s) for got in lists for s in got), key=lambda it: (it.namespace, it.key))
+                rest = [it for it in rest if it.namespace[: len(prefix)] == prefix and codec.matches(it.value, op.filter)]
+                found += [_search_item(it, None) for it in rest[: op.limit - len(found)]]
+            return found
         lists = yield [StoreListOp(ns, filter={**pushed, "lg.role": "doc"}) for ns in namespaces]
         items = [_to_item(s) for found in lists for s in found]
         kept = [it for it in items if it.namespace[: len(prefix)] == prefix and codec.matches(it.value, op.filter)]

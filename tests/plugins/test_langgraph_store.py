@@ -9,8 +9,9 @@ and ``LTMStore`` on an ephemeral Chroma store. All embed with the same fake
 
 Where LTMStore deliberately differs from LangGraph's InMemoryStore, the test
 says so (``test_ltm_*``); in each case it does what LangGraph's Postgres store
-does: updates keep ``created_at``, ``index=False`` items never fill up query
-results, and query-less results come most recently updated first.
+does: updates keep ``created_at``, and query-less results come most recently
+updated first. ``index=False`` items fill a query page after the scored ones,
+unscored, as in InMemoryStore (the store users most often migrate from).
 """
 
 from __future__ import annotations
@@ -420,9 +421,10 @@ async def test_invalid_namespaces_are_refused(make_store: Maker) -> None:
 def test_ltm_batch_checks_labels_and_depth(ltm_store: LTMStore) -> None:
     with pytest.raises(InvalidNamespaceError):
         ltm_store.batch([GetOp(("foo.bar",), "key")])
-    with pytest.raises(InvalidInputError, match="at most 8"):
-        ltm_store.put(tuple(f"l{i}" for i in range(9)), "k", {"x": 1})
-    deep = tuple(f"l{i}" for i in range(9))
+    with pytest.raises(InvalidInputError, match="at most 7"):  # the reserved root label takes one
+        ltm_store.put(tuple(f"l{i}" for i in range(8)), "k", {"x": 1})
+    ltm_store.put(tuple(f"l{i}" for i in range(7)), "k", {"x": 1})
+    deep = tuple(f"l{i}" for i in range(8))
     assert ltm_store.search(deep) == [] and ltm_store.get(deep, "k") is None
     ltm_store.delete(deep, "k")  # nothing there, nothing to do
 
@@ -483,11 +485,42 @@ def test_ltm_updates_keep_created_at(ltm_store: LTMStore) -> None:
     assert hit.created_at == first.created_at
 
 
-def test_ltm_unindexed_items_never_fill_query_results(ltm_store: LTMStore) -> None:
-    ltm_store.put(("ns",), "indexed", {"text": "tea"})
-    ltm_store.put(("ns",), "hidden", {"text": "tea"}, index=False)
-    assert keys(ltm_store.search(("ns",), query="tea", limit=10)) == ["indexed"]
-    assert sorted(keys(ltm_store.search(("ns",), limit=10))) == ["hidden", "indexed"]
+def test_unindexed_items_come_after_scored_ones_unscored(make_store: Maker) -> None:
+    """Port of LangGraph's test_embed_with_path (its index=False part), on every store."""
+    store = make_store(["text"])
+    store.put(("ns",), "indexed", {"text": "tea"})
+    store.put(("ns",), "hidden", {"text": "tea"}, index=False)
+    store.put(("ns",), "no-field", {"other": "tea"})  # nothing at the indexed path: nothing embedded
+    hits = store.search(("ns",), query="tea", limit=10)
+    assert keys(hits) == ["indexed", "hidden", "no-field"]
+    assert hits[0].score is not None and hits[1].score is None and hits[2].score is None
+    assert keys(store.search(("ns",), query="tea", limit=1)) == ["indexed"]  # only when the page has room
+    assert sorted(keys(store.search(("ns",), limit=10))) == ["hidden", "indexed", "no-field"]
+
+
+def test_index_config_keeps_embed(make_store: Maker) -> None:
+    """Port of LangGraph's test_vector_store_initialization."""
+    store = make_store(["text"])
+    assert store.index_config["dims"] == DIMS and store.index_config["fields"] == ["text"]
+    if make_store.kind != "ltm-memory":  # LTMStore(store, ...) wraps a store that owns its embedder
+        assert isinstance(store.index_config["embed"], HashingEmbeddings)
+
+
+def test_ltm_namespaces_never_alias_core_namespaces() -> None:
+    """A LangGraph label escaped for the store is not a core namespace, and plain labels do not meet either."""
+    from ltm_agent.records import StoredItem
+
+    inner = InMemoryStore(HashingEmbedder(DIMS))
+    store = LTMStore(inner)
+    store.put(("memories", "a b"), "k", {"text": "langgraph user"})
+    store.put(("memories", "ana"), "k", {"text": "langgraph ana"})
+    inner.put([StoredItem(("memories", "a.20b"), "c", "core user"), StoredItem(("memories", "ana"), "c", "core ana")])
+    assert inner.list(("memories", "a.20b"))[0].text == "core user" and inner.count(("memories", "a.20b")) == 1
+    assert inner.count(("memories", "ana")) == 1
+    assert store.list_namespaces() == [("memories", "a b"), ("memories", "ana")]
+    assert sorted(h.value["text"] for h in store.search(("memories",), query="user")) == ["langgraph ana", "langgraph user"]
+    inner.forget(("memories",))
+    assert store.get(("memories", "a b"), "k") is not None  # erasing core data leaves LangGraph's alone
 
 
 def test_ltm_query_less_results_are_most_recent_first(ltm_store: LTMStore) -> None:
@@ -525,12 +558,12 @@ def test_ltm_replacing_fewer_fields_drops_old_vectors() -> None:
     inner = InMemoryStore(HashingEmbedder(DIMS))
     store = LTMStore(inner, index={"fields": ["tags[*]"]})
     store.put(("ns",), "k", {"tags": ["kayak", "paddle", "helmet"]})
-    assert inner.count(("ns",)) == 3  # the document plus two extra vectors
+    assert inner.count(("langgraph-store", "ns")) == 3  # the document plus two extra vectors
     store.put(("ns",), "k", {"tags": ["kayak"]})
-    assert inner.count(("ns",)) == 1
+    assert inner.count(("langgraph-store", "ns")) == 1
     assert keys(store.search(("ns",), query="helmet")) == ["k"]  # still found via its document
     store.delete(("ns",), "k")
-    assert inner.count(("ns",)) == 0
+    assert inner.count(("langgraph-store", "ns")) == 0
 
 
 def test_ltm_ignores_records_it_did_not_write() -> None:

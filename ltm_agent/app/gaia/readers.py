@@ -1,4 +1,4 @@
-"""Attachment readers for the file types GAIA uses: txt, md, csv, json, xlsx, docx, pdf.
+"""Attachment readers for the file types GAIA uses: txt, md, py, csv, json, xlsx, docx, pdf.
 
 Plain formats use the standard library; xlsx, docx and pdf use openpyxl, python-docx and pypdf
 from the ``[gaia]`` extra, imported when a file of that type is read (a missing one raises
@@ -22,7 +22,7 @@ from ltm_agent.errors import DataFormatError, MissingExtraError, NotFoundError, 
 
 __all__ = ["TABLE_SUFFIXES", "TEXT_SUFFIXES", "read_table", "read_text", "require_extra"]
 
-TEXT_SUFFIXES = (".txt", ".md", ".csv", ".json", ".jsonl", ".xlsx", ".docx", ".pdf")
+TEXT_SUFFIXES = (".txt", ".md", ".py", ".csv", ".json", ".jsonl", ".xlsx", ".docx", ".pdf")
 TABLE_SUFFIXES = (".csv", ".xlsx", ".json")
 _EXTRA = "pip install 'ltm-agent[gaia]'"
 
@@ -113,7 +113,7 @@ def read_text(path: str | Path) -> str:
     """
     path = _existing(path)
     suffix = path.suffix.lower()
-    if suffix in (".txt", ".md", ".csv", ".jsonl"):
+    if suffix in (".txt", ".md", ".py", ".csv", ".jsonl"):
         return _plain(path).strip()
     if suffix == ".json":
         try:

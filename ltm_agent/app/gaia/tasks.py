@@ -4,8 +4,8 @@ GAIA's validation split is gated on the Hugging Face hub (``gaia-benchmark/GAIA`
 terms there and download it yourself; this project never ships or downloads it. The folder
 holds ``metadata.jsonl`` (one task per line: ``task_id``, ``Question``, ``Level``,
 ``Final answer``, ``file_name``, ``Annotator Metadata``) and the attachments it names.
-Our offline streams (:mod:`ltm_agent.app.gaia.stream`) write the same format, with two extra
-keys GAIA does not have (``family``, ``demonstration``).
+Our offline streams (:mod:`ltm_agent.app.gaia.stream`) write the same format, with extra keys
+GAIA does not have (``family``, ``block``, ``held_out``, ``demonstration``).
 
 Core types: :class:`GaiaTask`; functions :func:`load_tasks`, :func:`write_tasks`.
 """

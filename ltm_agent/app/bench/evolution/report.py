@@ -1,0 +1,197 @@
+"""Summaries, the learning-curve plot and the docs page of ``bench evolution`` runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["block_stats", "write_docs_page", "write_plot", "write_summary"]
+
+_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+
+
+def _mean_ci(values: Sequence[float]) -> dict[str, float | None]:
+    """Mean over seeds with a 95% t-interval half-width (``None`` with one seed)."""
+    arr = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+    if arr.size == 0:
+        return {"mean": None, "ci95": None, "n": 0}
+    half = None
+    if arr.size > 1:
+        half = float(_T975.get(arr.size - 1, 1.96) * arr.std(ddof=1) / math.sqrt(arr.size))
+    return {"mean": round(float(arr.mean()), 4), "ci95": None if half is None else round(half, 4), "n": int(arr.size)}
+
+
+def block_stats(rows: Sequence[dict[str, Any]], block: int) -> tuple[list[dict], list[dict]]:
+    """Success rate and steps per solved episode per block of episodes, mean over seeds with CIs."""
+    by_seed: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_seed[row["seed"]].append(row)
+    n_blocks = max((len(v) for v in by_seed.values()), default=0) // block
+    success, steps = [], []
+    for b in range(n_blocks):
+        succ, stp = [], []
+        for seed_rows in by_seed.values():
+            part = sorted(seed_rows, key=lambda r: r["episode"])[b * block : (b + 1) * block]
+            if len(part) < block:
+                continue
+            succ.append(float(np.mean([r["won"] for r in part])))
+            solved = [r["steps"] for r in part if r["won"]]
+            stp.append(float(np.mean(solved)) if solved else float("nan"))
+        success.append({"block": b, "episodes": [b * block, (b + 1) * block], **_mean_ci(succ)})
+        steps.append({"block": b, "episodes": [b * block, (b + 1) * block], **_mean_ci(stp)})
+    return success, steps
+
+
+def write_summary(cfg: Any, rows: Sequence[dict[str, Any]], path: Path) -> dict[str, Any]:
+    """summary.json: per arm success/steps by block, held-out success, records growth, recall latency."""
+    arms: dict[str, Any] = {}
+    for arm in cfg.arms:
+        train = [r for r in rows if r["arm"] == arm and r["phase"] == "train"]
+        held_arm = arm
+        held = [r for r in rows if r["arm"] == held_arm and r["phase"] == "heldout"]
+        if arm == "frozen":
+            train = []
+        per_seed_held = defaultdict(list)
+        for r in held:
+            per_seed_held[r["seed"]].append(r["won"])
+        success, steps = block_stats(train, cfg.block)
+        held_success, held_steps = block_stats(held, max(1, len(held) // max(1, len(per_seed_held))) if held else 1)
+        latencies = [ms for r in train + held for ms in r.get("recall_ms", [])]
+        growth: dict[int, list[int]] = defaultdict(list)
+        for r in train:
+            if (r["episode"] + 1) % cfg.block == 0:
+                growth[r["episode"] + 1].append(r["records"])
+        arms[arm] = {
+            "episodes_per_seed": cfg.episodes if train else 0,
+            "seeds": sorted({r["seed"] for r in train + held}),
+            "success_by_block": success,
+            "steps_by_block": steps,
+            "heldout_success": _mean_ci([float(np.mean(v)) for v in per_seed_held.values()]),
+            "heldout_fold": cfg.heldout_fold,
+            "records_growth": {str(k): round(float(np.mean(v)), 1) for k, v in sorted(growth.items())},
+            "recall_latency_ms": {
+                "p50": round(float(np.percentile(latencies, 50)), 3) if latencies else None,
+                "p95": round(float(np.percentile(latencies, 95)), 3) if latencies else None,
+                "n": len(latencies),
+            },
+            "llm_calls_per_write": 0.0,  # the offline write path (record, feedback, consolidation) calls no model
+            "mean_episode_s": round(float(np.mean([r["episode_s"] for r in train + held])), 4) if train + held else None,
+        }
+        del held_success, held_steps
+    summary = {"game": cfg.game, "params": cfg.params, "episodes": cfg.episodes, "seeds": cfg.seeds, "block": cfg.block,
+               "heldout_episodes": cfg.heldout_episodes, "step_budget": f"gold path length + {cfg.extra_steps}",
+               "arms": arms}
+    path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    return summary
+
+
+_STYLES = {
+    "no-memory": ("#222222", "-", "o"),
+    "memory": ("#1f77b4", "-", "s"),
+    "random-memory": ("#d62728", "--", "x"),
+    "no-utility": ("#2ca02c", "-.", "^"),
+    "no-consolidation": ("#9467bd", ":", "v"),
+    "exact-match": ("#ff7f0e", (0, (5, 1, 1, 1)), "D"),
+}
+
+
+def write_plot(cfg: Any, summary: dict[str, Any], path: Path) -> Path:
+    """The learning curve: success per block with 95% CIs, one colour and line style per arm."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for arm, data in summary["arms"].items():
+        blocks = [b for b in data["success_by_block"] if b["mean"] is not None]
+        if not blocks:
+            continue
+        colour, style, marker = _STYLES.get(arm, ("#8c564b", "-", "o"))
+        x = [b["episodes"][1] for b in blocks]
+        y = [b["mean"] for b in blocks]
+        err = [b["ci95"] or 0.0 for b in blocks]
+        ax.errorbar(x, y, yerr=err, label=arm, color=colour, linestyle=style, marker=marker, capsize=3)
+    frozen = summary["arms"].get("frozen", {}).get("heldout_success", {})
+    if frozen.get("mean") is not None:
+        ax.axhline(frozen["mean"], color="#17becf", linestyle=(0, (1, 2)), label=f"frozen on {cfg.heldout_fold} (unseen)")
+    ax.set_xlabel(f"episode (blocks of {cfg.block})")
+    ax.set_ylabel("success rate")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"TextWorldExpress {cfg.game}: {len(summary['arms']['no-memory']['seeds']) if 'no-memory' in summary['arms'] else cfg.seeds} seeds")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _fmt(stat: dict[str, Any] | None) -> str:
+    if not stat or stat.get("mean") is None:
+        return "-"
+    return f"{stat['mean']:.2f}" + (f" ± {stat['ci95']:.2f}" if stat.get("ci95") is not None else "")
+
+
+def write_docs_page(runs: Sequence[Path], out_file: Path, feedback_runs: Sequence[Path] = ()) -> Path:
+    """docs/evolution.md from bench run folders (tables and plots exactly as the runs wrote them)."""
+    lines = [
+        "# Self-evolution: measured learning curves",
+        "",
+        "Generated by `ltm-agent bench evolution-docs` from bench output folders; every number below is read",
+        "from a run's `summary.json` (see `results.jsonl` there for every episode). Do not edit by hand.",
+        "",
+    ]
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    for run in runs:
+        summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+        config = json.loads((run / "config.json").read_text(encoding="utf-8"))
+        image = out_file.parent / f"evolution-{run.name}.png"
+        shutil.copyfile(run / "learning_curve.png", image)
+        lines += [
+            f"## `{summary['game']}` ({summary['params'] or 'default params'})",
+            "",
+            f"Run folder `{run.name}`: {summary['episodes']} training episodes x {summary['seeds']} seeds, "
+            f"{summary['heldout_episodes']} held-out ({config['heldout_fold']}) episodes per seed, step budget = "
+            f"{summary['step_budget']}, k = {config['k']}, consolidation every {config['consolidate_every']} episodes.",
+            "",
+            f"![learning curve]({image.name})",
+            "",
+            "| arm | first block | last block | held-out success | steps/solved first | steps/solved last | records (end) | recall p50 / p95 ms |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for arm, data in summary["arms"].items():
+            sb, st = data["success_by_block"], data["steps_by_block"]
+            growth = list(data["records_growth"].values())
+            lat = data["recall_latency_ms"]
+            lines.append(
+                f"| {arm} | {_fmt(sb[0] if sb else None)} | {_fmt(sb[-1] if sb else None)} | {_fmt(data['heldout_success'])} | "
+                f"{_fmt(st[0] if st else None)} | {_fmt(st[-1] if st else None)} | {growth[-1] if growth else '-'} | "
+                f"{lat['p50'] if lat['p50'] is not None else '-'} / {lat['p95'] if lat['p95'] is not None else '-'} |"
+            )
+        lines += ["", "LLM calls per write: 0 in every arm (the offline write path calls no model).", ""]
+    for run in feedback_runs:
+        data = json.loads((run / "feedback_summary.json").read_text(encoding="utf-8"))
+        lines += [
+            "## Utility feedback on real dialogue (LoCoMo dev)",
+            "",
+            data["protocol"],
+            "",
+            "| conversation | questions fed back | questions measured | recall@1024 without | with feedback | delta (points) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for row in data["conversations"]:
+            lines.append(
+                f"| {row['conversation']} | {row['feedback_questions']} | {row['measured_questions']} | "
+                f"{row['recall_without']:.3f} | {row['recall_with']:.3f} | {row['delta_points']:+.1f} |"
+            )
+        lines += ["", f"Mean delta: {data['mean_delta_points']:+.2f} points; worst: {data['worst_delta_points']:+.2f}.", ""]
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_text("\n".join(lines), encoding="utf-8")
+    return out_file

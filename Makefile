@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: setup setup-local setup-test demo test cli-docs bench-locomo bench-longmemeval bench-qa-locomo bench-docs clean
+.PHONY: setup setup-bench setup-local setup-test demo test cli-docs bench-locomo bench-longmemeval bench-qa-locomo bench-docs clean
 
 $(BIN)/python:
 	@echo "==> creating $(VENV) with $(PYTHON)"
@@ -19,8 +19,13 @@ $(BIN)/python:
 	$(PIP) install --quiet --upgrade pip
 
 $(VENV)/.setup: pyproject.toml | $(BIN)/python
-	@echo "==> installing ltm-agent with the [bench] extra into $(VENV): wheels only, no compiler;"
+	@echo "==> installing ltm-agent and its dependencies into $(VENV): wheels only, no compiler;"
 	@echo "    first run a few minutes (mostly downloads), later runs skip this step"
+	$(PIP) install --progress-bar on -e .
+	@touch $@
+
+$(VENV)/.setup-bench: pyproject.toml | $(VENV)/.setup
+	@echo "==> installing the [bench] extra (plots, benchmark peers)"
 	$(PIP) install --progress-bar on -e '.[bench]'
 	@touch $@
 
@@ -36,6 +41,7 @@ $(VENV)/.setup-test: pyproject.toml | $(VENV)/.setup-local
 	@touch $@
 
 setup: $(VENV)/.setup
+setup-bench: $(VENV)/.setup-bench
 setup-local: $(VENV)/.setup-local
 setup-test: $(VENV)/.setup-test
 
@@ -48,16 +54,16 @@ test: setup-test
 cli-docs: setup
 	$(BIN)/python -m ltm_agent.app.cli_docs docs/cli.md
 
-bench-locomo: setup
+bench-locomo: setup-bench
 	$(BIN)/ltm-agent bench retrieval --dataset locomo --data ../shared/data/locomo/locomo10_dev.json --out bench-out/locomo
 
-bench-longmemeval: setup
+bench-longmemeval: setup-bench
 	$(BIN)/ltm-agent bench retrieval --dataset longmemeval --data ../shared/data/longmemeval/longmemeval_s_dev.jsonl.gz --out bench-out/longmemeval
 
-bench-qa-locomo: setup
+bench-qa-locomo: setup-bench
 	$(BIN)/ltm-agent bench qa --dataset locomo --data ../shared/data/locomo/locomo10_dev.json --out bench-out/qa-locomo --systems dense-turn,bm25-turn,ltm
 
-bench-docs: setup
+bench-docs: setup-bench
 	$(BIN)/ltm-agent bench docs --run bench-out/locomo --run bench-out/longmemeval --run bench-out/qa-locomo --out docs/benchmarks.md
 
 clean:

@@ -37,6 +37,7 @@ from ltm_agent.plugins.langgraph.state import (
     message_text,
     reference_time,
     resolve_namespace,
+    resolve_session,
     resolve_store,
     state_messages,
 )
@@ -109,6 +110,9 @@ class MemoryReadNode(MemoryNode):
             for ``create_react_agent(pre_model_hook=...)``.
         name: Node name.
         clock: Reference time when the run config has no ``reference_time``.
+        session_key: When set, a run whose config lacks this key (e.g. the
+            ``thread_id`` a write node later in the graph needs) fails here,
+            before the model runs, with :class:`InvalidInputError`.
 
     Example:
         >>> from langchain_core.messages import HumanMessage
@@ -138,6 +142,7 @@ class MemoryReadNode(MemoryNode):
         output: ReadOutput = "state",
         name: str = "memory_read",
         clock: Callable[[], datetime] = utcnow,
+        session_key: str | None = None,
     ) -> None:
         if isinstance(budget_tokens, bool) or not isinstance(budget_tokens, int) or budget_tokens < 64:
             raise InvalidInputError(f"budget_tokens must be an int >= 64, got {describe(budget_tokens)}")
@@ -158,8 +163,11 @@ class MemoryReadNode(MemoryNode):
         self.output: ReadOutput = output
         self.name = name
         self.clock = clock
+        self.session_key = session_key
 
     def _run(self, state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        if self.session_key is not None:
+            resolve_session(self.session_key, config, who=self.name or "MemoryReadNode")
         messages = state_messages(state, self.name or "MemoryReadNode")
         question = _latest_user_text(messages)
         context, answer = "", None

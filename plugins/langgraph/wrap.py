@@ -124,7 +124,9 @@ def with_memory(
         namespace: Namespace template for the default read and write nodes.
         read: A configured :class:`MemoryReadNode` (overrides ``memory``/``namespace``).
         write: A configured :class:`MemoryWriteNode`.
-        checkpointer: Passed to ``compile`` (e.g. ``InMemorySaver()``).
+        checkpointer: Passed to ``compile`` (e.g. ``InMemorySaver()``), wrapped so
+            that a run without ``thread_id`` fails with :class:`InvalidInputError`
+            before anything runs (LangGraph's savers raise a bare ``KeyError``).
         store: LangGraph store passed to ``compile``.
         name: Name of the agent node.
 
@@ -148,8 +150,14 @@ def with_memory(
         >>> "Miso" in out["memory_context"], out["messages"][-1].content
         (True, 'Miso.')
     """
-    read = read if read is not None else MemoryReadNode(memory, namespace=namespace)
     write = write if write is not None else MemoryWriteNode(memory, namespace=namespace)
+    # The read node runs first: it checks the write node's session key, so a run without
+    # one fails before the model answers rather than after.
+    read = read if read is not None else MemoryReadNode(memory, namespace=namespace, session_key=write.session_key)
+    if checkpointer is not None and checkpointer is not True and checkpointer is not False:
+        from ltm_agent.plugins.langgraph._checked import SessionCheckedSaver
+
+        checkpointer = SessionCheckedSaver(checkpointer)
     builder: StateGraph[Any] = StateGraph(MemoryState)
     builder.add_node(read.name or "memory_read", read)
     builder.add_node(name, AgentNode(agent, name=name))

@@ -334,3 +334,10 @@ def test_long_messages_are_split_not_lost(fast_store: MemoryStore) -> None:
     recall = SessionRecall(fast_store, ("acme",))
     written = recall.record([user("word " * 100), ChatMessage(role="tool", content="skipped"), user(" ")], "s")
     assert len(written) == 4 and "".join(e.text.removeprefix("user: ") for e in written) == "word " * 100
+
+
+async def test_concurrent_recorders_of_one_session_share_no_position(fast_store: MemoryStore) -> None:
+    recall = SessionRecall(fast_store, ("acme", "ana"))
+    await asyncio.gather(*(recall.arecord([user(f"note {i}"), assistant(f"ok {i}")], "s") for i in range(20)))
+    turns = recall.timeline("s").episodes()
+    assert len(turns) == 40 and sorted(t.position for t in turns) == list(range(40))

@@ -4,14 +4,19 @@
 episodes on the tenant's timeline (session = ``thread_id``), keeps a SirLLM
 entropy-decay buffer per thread in graph state (:class:`BufferSettings`), and
 extracts bi-temporal facts (:class:`~ltm_agent.facts.FactMemory`) when given
-an extractor. The namespace comes from each run's config.
+an extractor: inline (the update lands in ``memory_facts``) or, with
+``facts_mode="background"``, off the hot path in a worker thread, so a turn is
+acknowledged as soon as it is stored (:meth:`MemoryWriteNode.drain` waits for
+the pending extractions). The namespace comes from each run's config.
 
 Core types: :class:`MemoryWriteNode`, :class:`BufferSettings`.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -45,6 +50,9 @@ if TYPE_CHECKING:
     from ltm_agent.facts.extraction import FactExtractor
 
 __all__ = ["BufferSettings", "MemoryWriteNode"]
+
+# One worker for every node: background fact updates of a namespace apply in the order written.
+_FACT_WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ltm-facts")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +107,10 @@ class MemoryWriteNode(MemoryNode):
             with a :class:`~ltm_agent.facts.FactMemory` of the run's namespace,
             or a function ``(store, namespace) -> FactMemory`` for other
             settings. What changed goes to ``memory_facts``.
+        facts_mode: ``"inline"`` (default) extracts during the write and puts
+            what changed in ``memory_facts``; ``"background"`` queues the
+            extraction on a worker thread (the write returns once the turns are
+            stored; ``memory_facts`` is not set), for extractors that call a model.
         name: Node name.
         clock: Time of the recorded turns when the config has no ``reference_time``.
 
@@ -124,9 +136,12 @@ class MemoryWriteNode(MemoryNode):
         roles: Sequence[str] = ("user", "assistant"),
         buffer: BufferSettings | None = None,
         facts: FactExtractor | Callable[[MemoryStore, Namespace], FactMemory] | None = None,
+        facts_mode: Literal["inline", "background"] = "inline",
         name: str = "memory_write",
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        if facts_mode not in ("inline", "background"):
+            raise InvalidInputError(f"facts_mode must be 'inline' or 'background', got {describe(facts_mode)}")
         unknown = set(roles) - {"user", "assistant", "tool"}
         if unknown:
             raise InvalidInputError(f"roles must be among 'user', 'assistant', 'tool', got {sorted(unknown)}")
@@ -141,8 +156,11 @@ class MemoryWriteNode(MemoryNode):
         self.roles = tuple(roles)
         self.buffer = buffer
         self.facts = facts
+        self.facts_mode = facts_mode
         self.name = name
         self.clock = clock
+        self._pending: list[Future[FactUpdate]] = []
+        self._pending_lock = threading.Lock()
 
     def _run(self, state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         who = self.name or "MemoryWriteNode"
@@ -182,10 +200,25 @@ class MemoryWriteNode(MemoryNode):
                 buffer.update(message_text(message), str(message_role(message)))
             update["memory_buffer"] = buffer.state()
         if self.facts is not None and written:
-            update["memory_facts"] = _fact_rows(
-                self._fact_memory(store, namespace).ingest_session([e for e, _ in written])
-            )
+            memory, episodes = self._fact_memory(store, namespace), [e for e, _ in written]
+            if self.facts_mode == "background":
+                with self._pending_lock:
+                    self._pending = [f for f in self._pending if not f.done() or f.exception() is not None]
+                    self._pending.append(_FACT_WORKER.submit(memory.ingest_session, episodes))
+            else:
+                update["memory_facts"] = _fact_rows(memory.ingest_session(episodes))
         return update
+
+    def drain(self, timeout: float | None = None) -> list[FactUpdate]:
+        """Wait for this node's queued background fact updates and return their results.
+
+        Updates that finished without error before later ones were queued are
+        dropped from the queue, so the list holds the latest ones. Raises the
+        first error a background update raised (the turns it came from stay stored).
+        """
+        with self._pending_lock:
+            pending, self._pending = self._pending, []
+        return [future.result(timeout=timeout) for future in pending]
 
     def _fact_memory(self, store: MemoryStore, namespace: Namespace) -> FactMemory:
         from ltm_agent.facts import FactMemory

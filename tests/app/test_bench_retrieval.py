@@ -137,3 +137,16 @@ def test_product_paths_retrieve_what_bulk_retrieves(locomo_run: Path, tmp_path: 
     assert summary["recall@1024t"] == pytest.approx(reference["recall@1024t"], abs=0.01)
     latency = json.loads((out / "write_latency.json").read_text())[name]
     assert latency["0-99"]["writes"] > 0 and latency["0-99"]["p95_ms"] >= latency["0-99"]["p50_ms"] > 0
+
+
+def test_facts_on_the_langgraph_path_run_in_the_background(tmp_path: Path) -> None:
+    run_retrieval_bench(
+        "locomo", DATA / "mini_locomo.json", tmp_path, systems=("ltm-facts",), embedder=HashingEmbedder(64),
+        progress=False, path="langgraph",
+    )
+    latency = json.loads((tmp_path / "write_latency.json").read_text())["ltm-facts@langgraph"]
+    assert latency["facts_wait_seconds"] >= 0 and latency["0-99"]["writes"] > 0
+    assert {r["system"] for r in _lines(tmp_path)} == {"ltm-facts@langgraph"}
+    with pytest.raises(Exception, match="langgraph"):
+        run_retrieval_bench("locomo", DATA / "mini_locomo.json", tmp_path / "x", systems=("ltm-facts",),
+                            embedder=HashingEmbedder(64), progress=False, path="live")

@@ -62,3 +62,20 @@ def test_concurrent_write_nodes_of_one_thread_share_no_position() -> None:
         t.join()
     turns = EpisodicTimeline(store, ("memories", "ana")).episodes()
     assert len(turns) == 60 and sorted(t.position for t in turns) == list(range(60))
+
+
+def test_background_facts_leave_the_write_fast_and_land_later() -> None:
+    from ltm_agent.facts import FactMemory
+    from ltm_agent.facts.patterns import PatternFactExtractor
+
+    store = InMemoryStore(HashingEmbedder(64))
+    node = MemoryWriteNode(store, facts=PatternFactExtractor(), facts_mode="background")
+    config = {"configurable": {"user_id": "ana", "thread_id": "t1"}}
+    out = node.invoke({"messages": [HumanMessage("I live in Lisbon.", id="m1")]}, config)
+    assert "memory_facts" not in out  # the write returned once the turn was stored
+    assert EpisodicTimeline(store, ("memories", "ana")).episodes()[0].text == "user: I live in Lisbon."
+    updates = node.drain(timeout=30)
+    assert updates and any("Lisbon" in f.text for u in updates for f in u.added)
+    assert any("Lisbon" in f.text for f in FactMemory(store, ("memories", "ana")).current())
+    with pytest.raises(InvalidInputError, match="facts_mode"):
+        MemoryWriteNode(store, facts=PatternFactExtractor(), facts_mode="later")  # type: ignore[arg-type]

@@ -12,6 +12,10 @@ integration asks it:
   (``thread_id`` = session id, ``reference_time`` = session date, an in-memory
   checkpointer); each question goes through a graph with :class:`MemoryReadNode`,
   and the items it cites (``memory_citations``, in rank order) are the result.
+  ``ltm-facts@langgraph`` gives the write node the pattern fact extractor in
+  ``facts_mode="background"``: facts are extracted off the hot path and waited
+  for (``drain``) before the conversation's questions (the wait is
+  ``facts_wait_seconds`` in ``write_latency.json``).
 * ``llamaindex`` - ``Memory.from_defaults(memory_blocks=[EpisodicTimelineBlock])``
   per session, each turn put into ``Memory`` and recorded with the block's
   ``arecord`` (Memory alone hands blocks only its overflow); each question is
@@ -96,9 +100,14 @@ class LTMLive(PathLTM):
 
 
 class LTMLangGraph(PathLTM):
-    """``ltm`` through a compiled LangGraph graph with our write and read nodes."""
+    """``ltm`` through a compiled LangGraph graph with our write and read nodes (``facts``: background facts)."""
 
     path = "langgraph"
+
+    def __init__(self, *args: Any, facts: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.facts = facts
+        self.facts_wait_seconds = 0.0
 
     def _graph(self, node: Any, *, checkpointer: bool) -> Any:
         from langgraph.checkpoint.memory import InMemorySaver
@@ -115,11 +124,20 @@ class LTMLangGraph(PathLTM):
     def _ingest(self, ns: Namespace, conversation: Conversation) -> int:
         from ltm_agent.plugins.langgraph import MemoryWriteNode
 
-        self._writer = self._graph(MemoryWriteNode(self.store, namespace=ns), checkpointer=True)
+        extractor = None
+        if self.facts:
+            from ltm_agent.facts.patterns import PatternFactExtractor
+
+            extractor = PatternFactExtractor()
+        node = MemoryWriteNode(self.store, namespace=ns, facts=extractor, facts_mode="background")
+        self._writer = self._graph(node, checkpointer=True)
         try:
             return super()._ingest(ns, conversation)
         finally:
             self._writer = None
+            started = time.perf_counter()
+            node.drain()
+            self.facts_wait_seconds += time.perf_counter() - started
 
     def _write(self, ns: Namespace, session: Any, turn: Any) -> None:
         from langchain_core.messages import AIMessage, HumanMessage

@@ -310,7 +310,10 @@ def _write_latencies(out_dir: Path, built: dict[str, BenchSystem]) -> None:
     for name, values in measured.items():
         kept[name] = [*kept.get(name, []), *([n, round(ms, 3)] for n, ms in values)]
     raw.write_text(json.dumps(kept), encoding="utf-8")
-    summary = {name: write_latency_summary([(int(n), float(ms)) for n, ms in values]) for name, values in kept.items()}
+    summary: dict = {name: write_latency_summary([(int(n), float(ms)) for n, ms in values]) for name, values in kept.items()}
+    for name, system in built.items():
+        if getattr(system, "facts", False):
+            summary[name]["facts_wait_seconds"] = round(system.facts_wait_seconds, 2)
     target.write_text(json.dumps(summary, indent=2), encoding="utf-8")
 
 

@@ -370,9 +370,16 @@ class _LTMSpec:
             return self.kind(embedder, name=self.name, config=config, units=units)
         from ltm_agent.app.bench.paths import PATH_CLASSES
 
+        name = f"{self.name}@{path}"
+        if self.kind is LTMFacts and path == "langgraph":
+            # Facts on the live path: the write node extracts them in the background (off the hot path).
+            return PATH_CLASSES[path](embedder, name=name, config=config, units=units, facts=True)
         if self.kind is not LTM:
-            raise InvalidInputError(f"{self.name!r} runs only on --path bulk (its extra writes have no live path)")
-        return PATH_CLASSES[path](embedder, name=f"{self.name}@{path}", config=config, units=units)
+            raise InvalidInputError(
+                f"{self.name!r} runs on --path bulk, and on langgraph for ltm-facts (its write node's "
+                f"background facts); not on {path!r}"
+            )
+        return PATH_CLASSES[path](embedder, name=name, config=config, units=units)
 
 
 def _ltm(name: str, kind: type[LTM] = LTM, **changes: Any) -> Callable[[Embedder], BenchSystem]:

@@ -9,12 +9,15 @@ Pure functions, no I/O. The layout:
   layout version (``ltm:schema``); the space is cosine.
 * **Records**: document = the item's index text (key or text); metadata =
   the user's metadata plus reserved keys ``_created_us`` / ``_updated_us``
-  (integer microseconds since the epoch, exact) and ``_text`` (the rendered
-  text, present exactly when the item has a separate key).
+  (integer microseconds since the epoch, exact), ``_writer`` (the store
+  object that wrote it) and ``_text`` (the rendered text, present exactly
+  when the item has a separate key).
 * **Registry** (collection ``ltm-registry``): one record per namespace,
   id = sha256 of the namespace, with the namespace labels (``l0``..``l7``,
-  for prefix listing) and a ``revision`` token rewritten after every write
-  to that namespace. Its collection metadata records the store's embedder.
+  for prefix listing), written before the namespace's first item. (Its
+  ``revision`` field is no longer read: the side index follows Chroma's own
+  records, see :mod:`~ltm_agent.memory_stores.chroma.sideindex`.) Its
+  collection metadata records the store's embedder.
 """
 
 from __future__ import annotations

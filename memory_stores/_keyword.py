@@ -51,6 +51,12 @@ def _stemmer() -> Any:
     return stemmer
 
 
+_STEMS: dict[str, str] = {}
+"""word -> stem, shared by every index: a namespace's vocabulary is small next to its words, and
+stemming each word once instead of at every occurrence is most of what indexing costs."""
+_STEMS_MAX = 500_000
+
+
 def tokenize(text: str) -> list[str]:
     """Lowercase, split into words, drop English stop words, stem.
 
@@ -59,7 +65,19 @@ def tokenize(text: str) -> list[str]:
         ['cat', 'run', 'home']
     """
     words = [w for w in _TOKEN.findall(text.lower()) if w not in _STOPWORDS]
-    return _stemmer().stemWords(words) if words else []
+    if not words:
+        return []
+    stems = _STEMS
+    unknown = [w for w in words if w not in stems]
+    fresh: dict[str, str] = {}
+    if unknown:
+        if len(stems) > _STEMS_MAX:
+            stems.clear()
+        unique = list(dict.fromkeys(unknown))
+        fresh = dict(zip(unique, _stemmer().stemWords(unique)))
+        stems.update(fresh)
+    # Another thread may clear the shared cache meanwhile: fall back to this call's own stems.
+    return [stems.get(w) or fresh.get(w) or _stemmer().stemWord(w) for w in words]
 
 
 class KeywordIndex:

@@ -94,7 +94,7 @@ class KeywordIndex:
         >>> index = KeywordIndex(["a", "b"], ["red apples", "green pears"], [{}, {}])
         >>> index.search("apple")[0][0]
         'a'
-        >>> index.upsert("c", "apple pie", {})
+        >>> index.upsert("c", "apple pie with apple jam", {})
         >>> [i for i, _ in index.search("apple")]
         ['c', 'a']
     """

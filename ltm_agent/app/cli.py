@@ -370,6 +370,9 @@ app.command("inspect")(cli_tools.inspect_command)
 app.command("export")(cli_tools.export_command)
 app.command("import")(cli_tools.import_command)
 
+from ltm_agent.app.bench.paths_page import register as _register_paths  # noqa: E402 - body lives there
+
+_register_paths(bench_app)  # bench paths-docs
 from ltm_agent.app.bench.perf_commands import register as _register_perf  # noqa: E402 - bodies live there
 
 _register_perf(app, bench_app)  # bench perf, reliability

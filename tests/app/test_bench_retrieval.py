@@ -150,3 +150,16 @@ def test_facts_on_the_langgraph_path_run_in_the_background(tmp_path: Path) -> No
     with pytest.raises(Exception, match="langgraph"):
         run_retrieval_bench("locomo", DATA / "mini_locomo.json", tmp_path / "x", systems=("ltm-facts",),
                             embedder=HashingEmbedder(64), progress=False, path="live")
+
+
+def test_paths_page_sets_product_paths_beside_bulk(locomo_run: Path, tmp_path: Path) -> None:
+    from ltm_agent.app.bench.paths_page import write_paths_page
+
+    live = tmp_path / "live"
+    run_retrieval_bench("locomo", DATA / "mini_locomo.json", live, systems=("ltm",), embedder=HashingEmbedder(64),
+                        progress=False, path="live")
+    page = write_paths_page([locomo_run, live], tmp_path / "page.md", command="ltm-agent bench retrieval ...")
+    text = page.read_text()
+    summary = json.loads((live / "summary.json").read_text())["systems"]["ltm@live"]["metrics"]
+    assert f"| locomo | `ltm@live` | live | 11 | {summary['recall@512t']:.3f} |" in text
+    assert "| locomo | `ltm@live` | 0-99 |" in text and "Δ r@1024t vs bulk" in text

@@ -15,9 +15,6 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import Field
 
-from ltm_agent.buffer import buffer as buffer_module
-from ltm_agent.buffer import local_model
-from ltm_agent.buffer import scorers as buffer_scorers
 from ltm_agent.buffer import (
     ELISION,
     ChatLogprobScorer,
@@ -28,7 +25,10 @@ from ltm_agent.buffer import (
     TokenScorer,
     default_scorer,
     group_phrases,
+    local_model,
 )
+from ltm_agent.buffer import buffer as buffer_module
+from ltm_agent.buffer import scorers as buffer_scorers
 from ltm_agent.buffer.local_model import load_local_llama, local_model_available
 from ltm_agent.errors import (
     DataFormatError,

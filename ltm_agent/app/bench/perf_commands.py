@@ -55,6 +55,16 @@ def register(app: Any, bench_app: Any) -> None:
             write_performance_page(out, docs)
             typer.echo(f"wrote {docs}")
 
+    @bench_app.command("perf-docs")
+    def bench_perf_docs(
+        run: Path = typer.Option(..., "--run", help="A `bench perf` output folder."),
+        out: Path = typer.Option(Path("docs/performance.md"), "--out", help="The page to write."),
+    ) -> None:
+        """Write docs/performance.md from a `bench perf` output folder (its table and plot as written)."""
+        if not (run / "perf.json").exists():
+            raise InvalidInputError(f"{run} holds no perf.json; pass the --out folder of `ltm-agent bench perf`")
+        typer.echo(f"wrote {write_performance_page(run, out)}")
+
     @app.command("reliability")
     def reliability(
         out: Path = typer.Option(Path("docs/reliability.md"), "--out", help="The page to write."),

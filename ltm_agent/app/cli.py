@@ -370,6 +370,10 @@ app.command("inspect")(cli_tools.inspect_command)
 app.command("export")(cli_tools.export_command)
 app.command("import")(cli_tools.import_command)
 
+from ltm_agent.app.bench.evolution.commands import register as _register_evolution  # noqa: E402 - bodies live there
+
+_register_evolution(app, bench_app)  # bench evolution / evolution-feedback / evolution-docs, consolidate
+
 from ltm_agent.app.bench.paths_page import register as _register_paths  # noqa: E402 - body lives there
 
 _register_paths(bench_app)  # bench paths-docs

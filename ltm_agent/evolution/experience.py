@@ -48,6 +48,7 @@ __all__ = [
     "ExperienceMemory",
     "RecallMode",
     "Step",
+    "action_similarity",
     "discounted_credit",
     "situation_id",
 ]
@@ -167,7 +168,40 @@ def situation_id(situation: str) -> str:
     return "exp-" + hashlib.blake2b(situation.encode("utf-8"), digest_size=10).hexdigest()
 
 
-def discounted_credit(rewards: Sequence[float], gamma: float, changed: Sequence[bool] | None = None) -> list[float]:
+def _tokens(text: str) -> frozenset[str]:
+    return frozenset(text.lower().split())
+
+
+def action_similarity(actions: Sequence[str], names: Sequence[str], a_vecs: np.ndarray, n_vecs: np.ndarray) -> np.ndarray:
+    """How alike two actions are: mean of embedding cosine and word overlap (Jaccard), same verb only.
+
+    A sentence encoder ranks "put the wet skirt in the drier" closer to "take the
+    wet skirt" than to "put the wet shirt in the drier": it reads the object, not
+    what is done with it. So actions only match when their first word (the verb)
+    is the same, and word overlap, which sees the shared target, counts half.
+
+    Example:
+        >>> import numpy as np
+        >>> v = np.eye(3, dtype=np.float32)
+        >>> action_similarity(["open door"], ["open door", "close door"], v[:1], v[:2]).round(2).tolist()
+        [[1.0, 0.0]]
+    """
+    cos = (a_vecs @ n_vecs.T).astype(np.float64)
+    a_tok = [_tokens(a) for a in actions]
+    n_tok = [_tokens(n) for n in names]
+    a_verb = [a.split()[0].lower() if a.split() else "" for a in actions]
+    n_verb = [n.split()[0].lower() if n.split() else "" for n in names]
+    out = np.zeros_like(cos)
+    for i, (tokens, verb) in enumerate(zip(a_tok, a_verb)):
+        for j, (other, other_verb) in enumerate(zip(n_tok, n_verb)):
+            if verb == other_verb:
+                out[i, j] = 0.5 * cos[i, j] + 0.5 * len(tokens & other) / max(1, len(tokens | other))
+    return out
+
+
+def discounted_credit(
+    rewards: Sequence[float], gamma: float, changed: Sequence[bool] | None = None, *, step_cost: float = 0.0
+) -> list[float]:
     """Credit per step: its reward plus the discounted rewards that followed it.
 
     A step that did not lead anywhere keeps only its own reward and passes the
@@ -183,16 +217,19 @@ def discounted_credit(rewards: Sequence[float], gamma: float, changed: Sequence[
         [0.5, 0.0, 1.0]
         >>> discounted_credit([0.5, -0.5, 0.5], 0.5)
         [0.75, -0.5, 0.5]
+
+    ``step_cost`` is subtracted from every step's credit (time is not free), after
+    deciding whether the step lost reward.
     """
     out = [0.0] * len(rewards)
     running = 0.0  # credit available to the step before this one
     for i in range(len(rewards) - 1, -1, -1):
         reward = float(rewards[i])
         if (changed is None or changed[i]) and reward >= 0.0:
-            out[i] = reward + gamma * running
+            out[i] = reward - step_cost + gamma * running
             running = out[i]
         else:
-            out[i] = reward  # the credit behind it skips it, neither discounted nor offset
+            out[i] = reward - step_cost  # the credit behind it skips it, neither discounted nor offset
     return out
 
 
@@ -205,9 +242,11 @@ class ExperienceMemory:
         mode: ``"similar"`` (embedding similarity) or ``"exact"`` (same text only).
         usage_mix: How utility and heat join relevance when ranking cases.
         gamma: Discount of the credit passed back from later rewards.
+        step_cost: Subtracted from each step's credit (so wasted steps look bad).
         situation_temperature: Softness of the case weights ``exp((score - 1) / t)``.
-        action_temperature: Softness of action matching ``exp((cos - 1) / t)``.
-        min_action_similarity: Past actions less similar than this do not count.
+        action_temperature: Sharpness of action matching (see :meth:`estimate`).
+        min_action_similarity: Past actions less similar than this do not count
+            (similarity: :func:`action_similarity`).
         writes: ``False`` freezes the memory (recall only; writes are dropped).
 
     Example:
@@ -227,9 +266,10 @@ class ExperienceMemory:
         mode: RecallMode = "similar",
         usage_mix: UsageMix = UsageMix(),
         gamma: float = 0.6,
+        step_cost: float = 0.0,
         situation_temperature: float = 0.05,
         action_temperature: float = 0.03,
-        min_action_similarity: float = 0.8,
+        min_action_similarity: float = 0.4,
         writes: bool = True,
         cache_size: int = 50_000,
     ) -> None:
@@ -244,6 +284,7 @@ class ExperienceMemory:
         self.mode: RecallMode = mode
         self.usage_mix = usage_mix
         self.gamma = gamma
+        self.step_cost = step_cost
         self.situation_temperature = situation_temperature
         self.action_temperature = action_temperature
         self.min_action_similarity = min_action_similarity
@@ -288,7 +329,7 @@ class ExperienceMemory:
         Returns the case id of every step (in order). A frozen memory records nothing.
         """
         if credit is None:
-            credit = discounted_credit([s.reward for s in steps], self.gamma, [s.changed for s in steps])
+            credit = discounted_credit([s.reward for s in steps], self.gamma, [s.changed for s in steps], step_cost=self.step_cost)
         if len(credit) != len(steps):
             raise InvalidInputError(f"{len(credit)} credits for {len(steps)} steps; give one credit per step")
         ids = [situation_id(s.situation) for s in steps]
@@ -341,14 +382,25 @@ class ExperienceMemory:
     def estimate(self, hits: Sequence[ExperienceHit], actions: Sequence[str]) -> dict[str, ActionEstimate]:
         """A value per candidate action from the recalled cases (actions matched by similarity).
 
-        Each past action's statistics count with weight ``case_weight * action_kernel``:
-        ``case_weight = exp((score - 1) / situation_temperature)`` and
-        ``action_kernel = exp((cos - 1) / action_temperature)`` for ``cos >= min_action_similarity``.
+        Weights, per past action ``b`` of a recalled case for candidate ``a``:
+
+        * case weight ``exp((score - best_score) / situation_temperature)`` (the closest case counts 1);
+        * match quality ``q = clip((sim(a, b) - m) / (1 - m), 0, 1) ** 2`` with
+          ``m = min_action_similarity`` (an identical action 1, a loose match little);
+        * sharpness ``exp((sim(a, b) - best_sim(a)) / action_temperature)``, so the closest
+          past actions dominate the value.
+
+        ``value`` is the weighted mean credit per visit; ``support`` is the summed
+        ``case weight * q * visits`` (how much memory really knows about ``a``).
         """
+        out = {a: ActionEstimate(a, 0.0, 0.0, 0.0) for a in actions}
+        if not hits or not actions:
+            return out
+        best = max(h.score for h in hits)
         index: dict[str, int] = {}
         sums: list[list[float]] = []  # per distinct past action: weighted visits, credit, successes
         for hit in hits:
-            weight = math.exp((min(hit.score, 1.0) - 1.0) / self.situation_temperature)
+            weight = math.exp((hit.score - best) / self.situation_temperature)
             for name, stats in hit.experience.actions.items():
                 row = index.setdefault(name, len(index))
                 if row == len(sums):
@@ -357,20 +409,29 @@ class ExperienceMemory:
                 acc[0] += weight * stats.visits
                 acc[1] += weight * stats.credit_sum
                 acc[2] += weight * stats.successes
-        out = {a: ActionEstimate(a, 0.0, 0.0, 0.0) for a in actions}
-        if not index or not actions:
+        if not index:
             return out
         names = list(index)
         totals = np.asarray(sums, dtype=np.float64)
         if self.mode == "exact":
-            kernel = np.array([[1.0 if a == b else 0.0 for b in names] for a in actions])
+            quality = np.array([[1.0 if a == b else 0.0 for b in names] for a in actions])
+            sharp = quality
         else:
-            sims = (self.embed(list(actions)) @ self.embed(names).T).astype(np.float64)
-            kernel = np.where(sims >= self.min_action_similarity, np.exp((sims - 1.0) / self.action_temperature), 0.0)
-        support, credit, wins = (kernel @ totals).T
+            sims = action_similarity(list(actions), names, self.embed(list(actions)), self.embed(names))
+            m = self.min_action_similarity
+            quality = np.clip((sims - m) / (1.0 - m), 0.0, 1.0) ** 2
+            top = np.max(np.where(quality > 0, sims, -np.inf), axis=1, keepdims=True)
+            sharp = np.where(quality > 0, np.exp((sims - np.where(np.isfinite(top), top, 0.0)) / self.action_temperature), 0.0)
+        support = (quality * sharp / np.maximum(sharp.max(axis=1, keepdims=True), 1e-12)) @ totals[:, 0]
+        weighted = (sharp * quality) @ totals
         for i, action in enumerate(actions):
-            if support[i] > 0:
-                out[action] = ActionEstimate(action, float(credit[i] / support[i]), float(support[i]), float(wins[i] / support[i]))
+            if weighted[i, 0] > 0:
+                out[action] = ActionEstimate(
+                    action,
+                    float(weighted[i, 1] / weighted[i, 0]),
+                    float(support[i]),
+                    float(weighted[i, 2] / weighted[i, 0]),
+                )
         return out
 
     def feedback(self, case_ids: Sequence[str], outcome: float, *, task_id: str) -> None:

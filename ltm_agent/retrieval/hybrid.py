@@ -62,6 +62,11 @@ class RetrievalConfig:
             with the best hits but not with the question.
         feedback_weight: Fusion weight of the feedback rankings (times the mode's weight).
         feedback_modes: Which modes search again (``"dense"``, ``"keyword"``).
+        utility_weight: Opt-in usage mix (0 = off, the default): add
+            ``utility_weight * tanh(utility)`` to each memory's fused score, where
+            ``utility`` is what :func:`ltm_agent.evolution.feedback` recorded.
+        heat_weight: Opt-in: add ``heat_weight * heat`` (MemoryOS heat: visits times
+            recency with a 24 h time constant, :func:`ltm_agent.evolution.heat`).
     """
 
     units: tuple[str, ...] = (str(RecordKind.TURN), str(RecordKind.CONTEXT))
@@ -80,6 +85,8 @@ class RetrievalConfig:
     feedback_docs: int = 3
     feedback_weight: float = 0.5
     feedback_modes: tuple[str, ...] = ("dense", "keyword")
+    utility_weight: float = 0.0
+    heat_weight: float = 0.0
 
     def but(self, **changes: object) -> RetrievalConfig:
         """A copy with some fields changed (for ablations)."""
@@ -117,6 +124,17 @@ def _boost_speakers(
     ]
     order = {v: i for i, (v, _) in enumerate(fused)}
     return sorted(rescored, key=lambda vs: (-vs[1], order[vs[0]]))
+
+
+def _mix_usage(
+    fused: list[tuple[str, float]], by_value: dict[str, StoredItem], config: RetrievalConfig
+) -> list[tuple[str, float]]:
+    """Fused scores plus the documented utility/heat terms, re-sorted (ties keep their order)."""
+    from ltm_agent.evolution.utility import UsageMix
+
+    mix = UsageMix(config.utility_weight, config.heat_weight)
+    mixed = [(v, mix.score(score, by_value[v])) for v, score in fused]
+    return sorted(mixed, key=lambda vs: -vs[1])
 
 
 def _rocchio(
@@ -259,6 +277,8 @@ class HybridRetriever:
             fused = self._fuse(rankings, by_value)
         if self.config.speaker_boost:
             fused = _boost_speakers(query, fused, by_value, self.config.speaker_boost)
+        if self.config.utility_weight or self.config.heat_weight:  # opt-in; off by default
+            fused = _mix_usage(fused, by_value, self.config)
         window = self.time_window(query, reference_time)
         if window is not None:
             fused = stable_partition(fused, lambda vs: window.contains(_event_time(by_value[vs[0]])))

@@ -18,7 +18,6 @@ A learning agent graph is ``observe -> recall -> policy -> act -> record``:
 Namespaces come from each run's config (``("memories", "{user_id}")`` by default).
 """
 
-from __future__ import annotations
 
 from typing import Any, Callable
 

@@ -30,7 +30,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         heldout_fold: str = typer.Option("dev", "--heldout-fold", help="Fold of the frozen evaluation (never test)."),
         heldout_episodes: int = typer.Option(50, "--heldout-episodes", min=0, help="Held-out episodes per seed and arm."),
         arms: Optional[str] = typer.Option(None, "--arms", help="Comma-separated arms (default: all)."),
-        k: int = typer.Option(32, "--k", min=1, help="Cases recalled per step."),
+        k: int = typer.Option(64, "--k", min=1, help="Cases recalled per step."),
         workers: int = typer.Option(2, "--workers", min=1, help="Worker processes."),
         block: int = typer.Option(50, "--block", min=1, help="Episodes per block of the learning curve."),
         out_dir: Path = typer.Option(..., "--out", help="Output folder (resumed if it has results)."),

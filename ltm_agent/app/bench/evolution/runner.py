@@ -62,11 +62,16 @@ class EvolutionConfig:
     heldout_fold: str = "dev"
     heldout_episodes: int = 50
     arms: tuple[str, ...] = ARMS
-    k: int = 32
+    k: int = 64
     consolidate_every: int = 10
     block: int = 50
     workers: int = 2
     extra_steps: int = 3
+    step_cost: float = 0.02
+    gamma: float = 0.6
+    situation_temperature: float = 0.2
+    action_temperature: float = 0.03
+    min_action_similarity: float = 0.5
     policy: dict[str, float] = field(default_factory=dict)
 
 
@@ -103,7 +108,17 @@ def _play_arm(cfg: EvolutionConfig, spec: ArmSpec, seed: int, embed_memo: Any, p
     memories: list[ExperienceMemory] = []
 
     def factory(s: Any, ns: Any) -> ExperienceMemory:
-        memory = ExperienceMemory(s, ns, mode=spec.mode, usage_mix=UsageMix(utility_weight=spec.utility_weight))  # type: ignore[arg-type]
+        memory = ExperienceMemory(
+            s,
+            ns,
+            mode=spec.mode,  # type: ignore[arg-type]
+            usage_mix=UsageMix(utility_weight=spec.utility_weight),
+            gamma=cfg.gamma,
+            step_cost=cfg.step_cost,
+            situation_temperature=cfg.situation_temperature,
+            action_temperature=cfg.action_temperature,
+            min_action_similarity=cfg.min_action_similarity,
+        )
         memory._cache = embed_memo.cache  # the seed's shared embedding cache
         memories.append(memory)
         return memory

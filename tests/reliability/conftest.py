@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 import pytest
 from reliability_helpers import OwnServer
 
 
-@pytest.fixture
-def own_server(tmp_path: Path) -> Iterator[OwnServer]:
-    """A fresh ``chroma run`` this test may freeze, kill and restart."""
-    server = OwnServer(tmp_path)
+@pytest.fixture(scope="module")
+def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnServer]:
+    """A ``chroma run`` the module's tests may freeze, kill and restart (each leaves it running)."""
+    server = OwnServer(tmp_path_factory.mktemp("own-server"))
     server.start()
     try:
         yield server

@@ -105,6 +105,7 @@ def test_a_killed_holder_leaves_no_lock(tmp_path: Path) -> None:
 def test_frozen_server_fails_in_bounded_time_and_recovers(own_server: OwnServer) -> None:
     store = ChromaStore.server(own_server.url, embedder=HashingEmbedder(64), timeout=1.0, retries=1)
     try:
+        store.delete(NS)
         store.put([_item(i) for i in range(3)])
         own_server.freeze()
         started = time.monotonic()
@@ -125,6 +126,7 @@ def test_restarted_server_keeps_every_acknowledged_write(own_server: OwnServer) 
     store = ChromaStore.server(own_server.url, embedder=HashingEmbedder(64), timeout=2.0, retries=3)
     acknowledged: list[str] = []
     try:
+        store.delete(NS)
         for i in range(5):
             store.put([_item(i)])
             acknowledged.append(f"m{i}")
@@ -153,9 +155,9 @@ def test_timeout_and_retries_are_validated() -> None:
 # -- 5. the side index follows Chroma alone ---------------------------------
 
 
-def test_warm_side_index_sees_another_clients_writes_through_a_server(own_server: OwnServer) -> None:
-    reader = ChromaStore.server(own_server.url, embedder=HashingEmbedder(64))
-    writer = ChromaStore.server(own_server.url, embedder=HashingEmbedder(64))
+def test_warm_side_index_sees_another_clients_writes_through_a_server(chroma_server: str, server_database: str) -> None:
+    reader = ChromaStore.server(chroma_server, database=server_database, embedder=HashingEmbedder(64))
+    writer = ChromaStore.server(chroma_server, database=server_database, embedder=HashingEmbedder(64))
     try:
         writer.put([_item(i) for i in range(4)])
         assert len(reader.search(NS, "lisbon trams", mode="keyword", limit=50)) == 4  # reader's index is warm

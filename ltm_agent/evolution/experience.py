@@ -267,9 +267,9 @@ class ExperienceMemory:
         usage_mix: UsageMix = UsageMix(),
         gamma: float = 0.6,
         step_cost: float = 0.0,
-        situation_temperature: float = 0.05,
+        situation_temperature: float = 0.2,
         action_temperature: float = 0.03,
-        min_action_similarity: float = 0.4,
+        min_action_similarity: float = 0.5,
         writes: bool = True,
         cache_size: int = 50_000,
     ) -> None:

@@ -34,11 +34,19 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         workers: int = typer.Option(2, "--workers", min=1, help="Worker processes."),
         block: int = typer.Option(50, "--block", min=1, help="Episodes per block of the learning curve."),
         out_dir: Path = typer.Option(..., "--out", help="Output folder (resumed if it has results)."),
+        summarize_only: bool = typer.Option(
+            False, "--summarize-only", help="Only rewrite summary.json and the plot from the episodes in --out."
+        ),
     ) -> None:
         """Learning curve on TextWorldExpress: every arm, same seeds and episode order (see docs/evolution.md)."""
         from ltm_agent.app.bench.evolution.env import parse_env
-        from ltm_agent.app.bench.evolution.runner import EvolutionConfig, iter_arms, run_evolution_bench
+        from ltm_agent.app.bench.evolution.runner import EvolutionConfig, iter_arms, run_evolution_bench, summarize_run
         from ltm_agent.errors import InvalidInputError
+
+        if summarize_only:
+            run = summarize_run(out_dir)
+            cli.console.print(f"wrote {run.summary}, {run.plot}")
+            return
 
         if heldout_fold not in ("train", "dev"):
             raise InvalidInputError(f"--heldout-fold {heldout_fold!r}: use dev (the test fold is reserved for verification)")

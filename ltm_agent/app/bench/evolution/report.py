@@ -178,6 +178,39 @@ _USAGE = [
 ]
 
 
+def _last(data: dict[str, Any], key: str = "success_by_block") -> float | None:
+    blocks = data.get(key) or []
+    return blocks[-1]["mean"] if blocks else None
+
+
+def _targets(summary: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """The issue's targets for this game, each with the measured numbers (read from the summary)."""
+    arms = summary["arms"]
+    base, mem = arms.get("no-memory"), arms.get("memory")
+    if not base or not mem or _last(base) is None or _last(mem) is None:
+        return []
+    b_first, b_last, m_last = base["success_by_block"][0]["mean"], _last(base), _last(mem)
+    out: list[tuple[str, str, bool]] = []
+    if summary["game"] == "coin":
+        out.append(("memory last block >= no-memory + 0.05", f"{m_last:.2f} vs {b_last:.2f}", m_last >= b_last + 0.05))
+        return out
+    out.append(("memory last block >= 0.75", f"{m_last:.2f}", m_last >= 0.75))
+    out.append(("no-memory stays flat (last - first block within 0.05)", f"{b_first:.2f} -> {b_last:.2f}", abs(b_last - b_first) <= 0.05))
+    rnd = arms.get("random-memory")
+    if rnd and _last(rnd) is not None:
+        r_last = _last(rnd)
+        out.append(("random-memory no better than no-memory", f"{r_last:.2f} vs {b_last:.2f}", r_last <= b_last))
+        out.append(("random-memory >= 0.45 below memory", f"{m_last - r_last:.2f} below", m_last - r_last >= 0.45))
+    frozen = arms.get("frozen", {}).get("heldout_success", {}).get("mean")
+    b_held = base.get("heldout_success", {}).get("mean")
+    if frozen is not None and b_held is not None:
+        out.append(("frozen on unseen objects >= no-memory + 0.25", f"{frozen:.2f} vs {b_held:.2f}", frozen >= b_held + 0.25))
+    steps = mem.get("steps_by_block") or []
+    if len(steps) > 1 and steps[0]["mean"] is not None and steps[-1]["mean"] is not None:
+        out.append(("steps per solved episode: last block below first", f"{steps[0]['mean']:.2f} -> {steps[-1]['mean']:.2f}", steps[-1]["mean"] < steps[0]["mean"]))
+    return out
+
+
 def _fmt(stat: dict[str, Any] | None) -> str:
     if not stat or stat.get("mean") is None:
         return "-"
@@ -209,19 +242,24 @@ def write_docs_page(runs: Sequence[Path], out_file: Path, feedback_runs: Sequenc
             "",
             f"![learning curve]({image.name})",
             "",
-            "| arm | first block | last block | held-out success | steps/solved first | steps/solved last | records (end) | recall p50 / p95 ms |",
-            "|---|---|---|---|---|---|---|---|",
+            "| arm | seeds run | first block | last block | held-out success | steps/solved first | steps/solved last | records (end) | recall p50 / p95 ms |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for arm, data in summary["arms"].items():
             sb, st = data["success_by_block"], data["steps_by_block"]
             growth = list(data["records_growth"].values())
             lat = data["recall_latency_ms"]
             lines.append(
-                f"| {arm} | {_fmt(sb[0] if sb else None)} | {_fmt(sb[-1] if sb else None)} | {_fmt(data['heldout_success'])} | "
+                f"| {arm} | {len(data['seeds'])} | {_fmt(sb[0] if sb else None)} | {_fmt(sb[-1] if sb else None)} | {_fmt(data['heldout_success'])} | "
                 f"{_fmt(st[0] if st else None)} | {_fmt(st[-1] if st else None)} | {growth[-1] if growth else '-'} | "
                 f"{lat['p50'] if lat['p50'] is not None else '-'} / {lat['p95'] if lat['p95'] is not None else '-'} |"
             )
         lines += ["", "LLM calls per write: 0 in every arm (the offline write path calls no model).", ""]
+        checks = _targets(summary)
+        if checks:
+            lines += ["Targets of issue 12, checked against this run:", "", "| target | measured | met |", "|---|---|---|"]
+            lines += [f"| {name} | {measured} | {'yes' if ok else 'NO'} |" for name, measured, ok in checks]
+            lines.append("")
     for run in feedback_runs:
         data = json.loads((run / "feedback_summary.json").read_text(encoding="utf-8"))
         lines += [

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["ARMS", "ArmSpec", "EvolutionRun", "run_evolution_bench"]
+__all__ = ["ARMS", "ArmSpec", "EvolutionConfig", "EvolutionRun", "run_evolution_bench", "summarize_run"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +255,13 @@ def run_evolution_bench(cfg: EvolutionConfig, out_dir: Path, *, show_progress: b
             while not progress.empty():
                 bar.update(progress.get())
     return _finish(cfg, out_dir, results)
+
+
+def summarize_run(out_dir: Path) -> EvolutionRun:
+    """Rewrite summary.json and the plot from the episodes already in ``out_dir`` (a stopped run)."""
+    raw = json.loads((out_dir / "config.json").read_text(encoding="utf-8"))
+    raw["arms"] = tuple(raw["arms"])
+    return _finish(EvolutionConfig(**raw), out_dir, out_dir / "results.jsonl")
 
 
 def _finish(cfg: EvolutionConfig, out_dir: Path, results: Path) -> EvolutionRun:

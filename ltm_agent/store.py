@@ -215,6 +215,19 @@ def _validate_metadata(item: StoredItem) -> None:
             raise InvalidInputError(f"metadata {key!r} = {value} does not fit in 64 bits; store it as str")
 
 
+def _filter_unicode(value: object) -> None:
+    """Every str in a filter must be valid Unicode (Chroma answers "Invalid where clause" otherwise)."""
+    if isinstance(value, str):
+        require_unicode(value, "a filter value")
+    elif isinstance(value, dict):
+        for key, inner in value.items():
+            _filter_unicode(key)
+            _filter_unicode(inner)
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for inner in value:
+            _filter_unicode(inner)
+
+
 def _validate_id(value: object) -> str:
     if not isinstance(value, str) or not value or len(value) > 256:
         raise InvalidInputError(f"ids must be non-empty str of at most 256 characters, got {describe(value)}")
@@ -293,11 +306,13 @@ class MemoryStore(ABC):
                     raise InvalidInputError(f"search mode must be 'dense' or 'keyword', got {op.mode!r}")
                 validate_text(op.query, limits=self.limits, what="query")
                 validate_filter(op.filter)
+                _filter_unicode(op.filter)
                 _validate_page(op.limit, op.offset)
                 vector = None if op.vector is None else self._query_vector(op)
                 checked.append(op._replace(namespace=validate_namespace(op.namespace), vector=vector))
             elif isinstance(op, ListOp):
                 validate_filter(op.filter)
+                _filter_unicode(op.filter)
                 _validate_page(op.limit, op.offset)
                 checked.append(op._replace(namespace=validate_namespace(op.namespace)))
             elif isinstance(op, DeleteOp):

@@ -115,3 +115,10 @@ def test_core_memory_cannot_close_its_own_tags() -> None:
     assert system.count("</human>") == 1 and system.count("</core_memory>") == 1
     assert "&lt;/human&gt;&lt;/core_memory&gt;" in system
     assert context.blocks["human"].value.endswith(attack)  # the stored value is the agent's own text
+
+
+def test_a_surrogate_in_a_filter_is_an_input_error_not_a_store_error(store: ChromaStore) -> None:
+    with pytest.raises(InvalidInputError, match="valid Unicode"):
+        store.search(NS, "memory", filter={"session_id": SURROGATE})
+    with pytest.raises(InvalidInputError, match="valid Unicode"):
+        store.list(NS, filter={"session_id": {"$in": ["ok", SURROGATE]}})

@@ -116,3 +116,15 @@ def test_consolidate_command(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["consolidate", "--store", str(path), "--namespace", "memories/u1", "--merge-threshold", "0.9"])
     assert result.exit_code == 0, result.output
     assert "2 cases -> 1" in result.output and "0 LLM calls" in result.output
+
+
+def test_a_chat_model_can_be_the_policy() -> None:
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+
+    from ltm_agent.app.bench.evolution.env import Observation
+    from ltm_agent.app.bench.evolution.graph import chat_policy
+
+    obs = Observation("A hall.", "You are in the hall.", "Inventory:", "Leave.", ("open door", "wait"), 0.0, 0.0, False, False)
+    choose = chat_policy(GenericFakeChatModel(messages=iter(["Open door.", "dance"])))
+    assert choose({"obs": obs, "experience_text": "", "playbook": ""}) == "open door"
+    assert choose({"obs": obs}) == "open door"  # not a valid action: the first valid one

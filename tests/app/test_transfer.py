@@ -137,3 +137,26 @@ def test_a_failed_write_leaves_the_target_as_it_was(source: InMemoryStore, monke
     with pytest.raises(Exception, match="nothing was kept"):
         import_memory(target, io.StringIO(dumps(source, TENANT)))
     assert target.list_namespaces() == []
+
+
+def test_cli_export_then_import_into_a_chroma_server(tmp_path: Path, chroma_server: str,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    import typer
+
+    from ltm_agent.app.cli import app
+    from ltm_agent.app.cli_common import run
+    from ltm_agent.data import example_conversations_path
+
+    command = typer.main.get_command(app)
+    store, exported, again = str(tmp_path / "store"), tmp_path / "shop.jsonl", tmp_path / "again.jsonl"
+    assert run(command, ["ingest", str(example_conversations_path()), "-s", store, "-n", "shop"]) == 0
+    assert run(command, ["export", "-s", store, "-n", "shop", "-o", str(exported)]) == 0
+    assert run(command, ["import", str(exported), "--server", chroma_server, "-n", "moved", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert {r["namespace"] for r in rows} == {"moved/alex", "moved/sam"}
+    assert run(command, ["export", "--server", chroma_server, "-n", "moved", "-o", str(again)]) == 0
+    before, after = content(exported.read_text()), content(again.read_text())
+    assert [{**r, "namespace": r["namespace"][1:]} for r in before] == [{**r, "namespace": r["namespace"][1:]} for r in after]
+    assert run(command, ["import", str(exported), "--server", chroma_server, "-n", "moved"]) == 2  # refused: not empty
+    assert "already hold memories" in capsys.readouterr().err
+    assert run(command, ["forget", "--server", chroma_server, "-n", "moved"]) == 0

@@ -386,5 +386,10 @@ def _print_persistence(console: Console, store_dir: Path, counts: Mapping[tuple[
         f"memory persisted in embedded Chroma under [bold]{store_dir}[/] ({size / 1e6:.1f} MB on disk)",
         highlight=False,
     )
-    console.print(f"  inspect it:  ltm-agent timeline --store {store_dir} -n ltm-demo/{DEMO_USER}", highlight=False)
+    console.print(f"  its turns:   ltm-agent timeline --store {store_dir} -n ltm-demo/{DEMO_USER}", highlight=False)
+    console.print(
+        f"  inspect it:  ltm-agent inspect --store {store_dir} -n ltm-demo/{DEMO_USER} "
+        f"-q 'Where does Maya live now?' --html memory.html   (facts with validity, why each memory ranks)",
+        highlight=False, markup=False, soft_wrap=True,  # one line: a command to copy
+    )
     console.print("  run it again: the demo namespaces are cleared first, so every run starts clean", highlight=False)

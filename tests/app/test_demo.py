@@ -134,3 +134,25 @@ def test_a_bad_store_or_scorer_fails_before_the_model_probe(tmp_path: Path, monk
     with pytest.raises(InvalidInputError, match="scorer must be"):
         run_demo(tmp_path / "never-created", scorer="gpt")
     assert not (tmp_path / "never-created").exists()
+
+
+def test_the_printed_inspect_command_works_on_the_demo_store(
+    demo: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import shlex
+
+    import typer
+
+    from ltm_agent.app.cli import app
+    from ltm_agent.app.cli_common import run
+
+    store_dir, output = demo
+    line = next(line for line in output.splitlines() if "ltm-agent inspect" in line)
+    argv = shlex.split(line.split("ltm-agent", 1)[1].split("   (")[0])
+    argv = [a for a in argv if a not in ("--html", "memory.html")] + ["--json"]
+    capsys.readouterr()
+    assert run(typer.main.get_command(app), argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    lisbon = next(f for f in report["facts"] if "Lisbon" in f["text"])
+    assert not lisbon["current"] and report["explanations"]

@@ -10,6 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 import textworld_express  # noqa: F401 - a missing install must fail CI loudly, not skip
 
 from ltm_agent.app.bench.evolution.env import TwxEnv
@@ -54,3 +55,16 @@ def test_memory_learns_over_a_short_stream_and_no_memory_does_not(tmp_path: Path
     assert run.plot.stat().st_size > 0
     page = write_docs_page([run.out_dir], tmp_path / "docs" / "evolution.md")
     assert "| memory |" in page.read_text(encoding="utf-8")
+
+
+def test_locomo_feedback_bench_writes_per_conversation_deltas(tmp_path: Path) -> None:
+    from ltm_agent.app.bench.evolution.locomo_feedback import run_feedback_bench
+
+    root = Path(__file__).resolve().parents[1]
+    path = run_feedback_bench(root / "data" / "mini_locomo.json", tmp_path / "fb", budget_tokens=64)
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    assert summary["conversations"], summary
+    for row in summary["conversations"]:
+        assert row["feedback_questions"] >= 1 and row["measured_questions"] >= 1
+        assert row["delta_points"] == pytest.approx(100 * (row["recall_with"] - row["recall_without"]), abs=0.02)
+    assert (tmp_path / "fb" / "feedback_results.jsonl").read_text(encoding="utf-8").strip()

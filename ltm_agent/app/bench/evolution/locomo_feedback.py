@@ -31,7 +31,7 @@ def run_feedback_bench(
 
     from ltm_agent.app.bench.cache import CachedEmbedder
     from ltm_agent.app.bench.datasets import is_scored, load_benchmark
-    from ltm_agent.app.bench.metrics import recall_at_budget
+    from ltm_agent.app.bench.metrics import recall_at_budget, within_budget
     from ltm_agent.app.bench.retrieval_bench import retrieved_payload
     from ltm_agent.app.bench.systems import DEPTH
     from ltm_agent.embeddings import default_embedder
@@ -75,7 +75,7 @@ def run_feedback_bench(
             fed = 0
             for q in teach:
                 _, items = recall(base, q)
-                within = retrieved_payload(items, budget_tokens)[:-1] if items else []
+                within = within_budget(retrieved_payload(items, budget_tokens), budget_tokens)
                 evidence = set(q.evidence)
                 good, bad = [], []
                 for entry, item in zip(within, items):

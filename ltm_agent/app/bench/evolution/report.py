@@ -231,7 +231,8 @@ def write_docs_page(runs: Sequence[Path], out_file: Path, feedback_runs: Sequenc
     for run in runs:
         summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
         config = json.loads((run / "config.json").read_text(encoding="utf-8"))
-        image = out_file.parent / f"evolution-{run.name}.png"
+        image = out_file.parent / "img" / f"evolution-{run.name}.png"
+        image.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(run / "learning_curve.png", image)
         lines += [
             f"## `{summary['game']}` ({summary['params'] or 'default params'})",
@@ -240,7 +241,7 @@ def write_docs_page(runs: Sequence[Path], out_file: Path, feedback_runs: Sequenc
             f"{summary['heldout_episodes']} held-out ({config['heldout_fold']}) episodes per seed, step budget = "
             f"{summary['step_budget']}, k = {config['k']}, consolidation every {config['consolidate_every']} episodes.",
             "",
-            f"![learning curve]({image.name})",
+            f"![learning curve](img/{image.name})",
             "",
             "| arm | seeds run | first block | last block | held-out success | steps/solved first | steps/solved last | records (end) | recall p50 / p95 ms |",
             "|---|---|---|---|---|---|---|---|---|",

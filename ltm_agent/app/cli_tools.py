@@ -99,6 +99,9 @@ def inspect_command(
         None, "--reference-date", help="'Now' for relative dates in --query [default: the current time]."
     ),
     limit: int = LimitOpt,
+    as_of: Optional[str] = typer.Option(
+        None, "--as-of", help="Also mark which facts held in the world at this date (bi-temporal view)."
+    ),
     html: Optional[Path] = typer.Option(
         None, "--html", help="Also write a self-contained HTML report to this file (open it in a browser)."
     ),
@@ -109,12 +112,13 @@ def inspect_command(
 
     ns = parse_cli_namespace(namespace)
     ref = parse_cli_date(reference_date, "--reference-date")
+    when = parse_cli_date(as_of, "--as-of")
     if query is not None and not query.strip():
         raise InvalidInputError("--query is empty; give the question to explain, e.g. --query 'Where does Maya live?'")
     if html is not None:
         require_file_to_write(html, "--html")
     with open_store(store, server, create=False) as handle:
-        report = build_report(handle, ns, query=query, reference_time=ref, k=limit)
+        report = build_report(handle, ns, query=query, reference_time=ref, k=limit, as_of=when)
     if html is not None:
         written = write_html(report, html)
         console.print(f"wrote {written}", highlight=False)

@@ -70,6 +70,8 @@ class FactRow:
     superseded: str
     current: bool
     sources: str
+    held_as_of: bool | None = None
+    """Whether the fact held in the world at the report's ``as_of`` date (``None`` without one)."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ class InspectReport:
     sessions: list[SessionRow]
     facts: list[FactRow]
     query: str | None = None
+    as_of: str | None = None
     reference_time: str | None = None
     time_window: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
@@ -119,7 +122,7 @@ def _value(item: StoredItem) -> str:
     return f"id:{item.id}"
 
 
-def _timeline(store: MemoryStore, namespace: Namespace) -> tuple[list[SessionRow], list[FactRow]]:
+def _timeline(store: MemoryStore, namespace: Namespace, as_of: datetime | None) -> tuple[list[SessionRow], list[FactRow]]:
     from ltm_agent.timeline import EpisodicTimeline
 
     line = EpisodicTimeline(store, namespace)
@@ -131,7 +134,7 @@ def _timeline(store: MemoryStore, namespace: Namespace) -> tuple[list[SessionRow
         row.turns.append((",".join(episode.sources), episode.speaker or episode.role, episode.text))
     facts = [
         FactRow(f.text, f.subject, _day(f.valid_at), _day(f.invalid_at), _day(f.expired_at), f.invalid_at is None
-                and f.expired_at is None, ",".join(f.sources))
+                and f.expired_at is None, ",".join(f.sources), None if as_of is None else f.is_valid_at(as_of))
         for f in line.facts(include_invalidated=True)
     ]
     return sorted(by_session.values(), key=lambda s: s.index), facts
@@ -195,6 +198,7 @@ def build_report(
     reference_time: datetime | None = None,
     k: int = 10,
     config: Any = None,
+    as_of: datetime | None = None,
 ) -> InspectReport:
     """Read one namespace (and explain ``query`` when given) into an :class:`InspectReport`.
 
@@ -205,6 +209,7 @@ def build_report(
         reference_time: When the question is asked (resolves "last week"); default now.
         k: How many retrieved memories to explain.
         config: The :class:`~ltm_agent.retrieval.RetrievalConfig` to explain (default: the library's).
+        as_of: Also mark which facts held in the world at this time (the bi-temporal "as of" view).
 
     Raises:
         NotFoundError: The namespace holds nothing (the message lists the namespaces that exist).
@@ -231,8 +236,9 @@ def build_report(
     for item in items:
         kind = str(item.metadata.get("kind", "other"))
         kinds[kind] = kinds.get(kind, 0) + 1
-    sessions, facts = _timeline(store, namespace)
-    report = InspectReport(format_namespace(namespace), utcnow().strftime("%Y-%m-%d %H:%M UTC"), kinds, sessions, facts)
+    sessions, facts = _timeline(store, namespace, as_of)
+    report = InspectReport(format_namespace(namespace), utcnow().strftime("%Y-%m-%d %H:%M UTC"), kinds, sessions, facts,
+                           as_of=_day(as_of) if as_of is not None else None)
     if query is not None:
         reference_time = reference_time or utcnow()
         report.query, report.reference_time = query, _day(reference_time)
@@ -249,11 +255,13 @@ def print_report(report: InspectReport, console: Console) -> None:
                       highlight=False)
     table = Table(title=f"{len(report.facts)} fact(s) with their validity", title_justify="left")
     table.add_column("fact", overflow="fold", ratio=1)
-    for column in ("valid from", "valid until", "superseded", "status", "sources"):
+    extra = [f"held {report.as_of}"] if report.as_of else []
+    for column in ("valid from", "valid until", "superseded", "status", *extra, "sources"):
         table.add_column(column, no_wrap=True)
     for fact in report.facts:
+        held = ["yes" if fact.held_as_of else "no"] if report.as_of else []
         table.add_row(fact.text, fact.valid_from, fact.valid_until, fact.superseded,
-                      "current" if fact.current else "invalidated", fact.sources)
+                      "current" if fact.current else "invalidated", *held, fact.sources)
     console.print(table)
     if report.query is None:
         console.print("  (add --query '...' to see what a question retrieves and why)")
@@ -292,9 +300,13 @@ def render_html(report: InspectReport) -> str:
         ) + "</ol></section>"
         for s in report.sessions
     ) or "<p class=muted>No turns.</p>"
+    held = [f"held {report.as_of}"] if report.as_of else []
+    fact_header = "".join(f"<th>{e(h)}</th>" for h in
+                          ("fact", "valid from", "valid until", "superseded", "status", *held, "sources"))
     facts = _rows([[e(f.text), e(f.valid_from), e(f.valid_until), e(f.superseded),
                     '<span class="ok">current</span>' if f.current else '<span class="old">invalidated</span>',
-                    e(f.sources)] for f in report.facts]) or '<tr><td colspan="6" class="muted">No facts.</td></tr>'
+                    *((["yes" if f.held_as_of else "no"]) if report.as_of else []), e(f.sources)]
+                   for f in report.facts]) or '<tr><td colspan="7" class="muted">No facts.</td></tr>'
     if report.query is None:
         query = '<p class="muted">Run <code>ltm-agent inspect --query "..." --html FILE</code> to add this section.</p>'
     else:
@@ -309,6 +321,7 @@ def render_html(report: InspectReport) -> str:
     return Template(TEMPLATE.read_text(encoding="utf-8")).substitute(
         namespace=e(report.namespace), generated=e(report.generated_at), kinds=kinds,
         session_count=len(report.sessions), sessions=sessions, fact_count=len(report.facts), facts=facts, query=query,
+        fact_header=fact_header,
     )
 
 

@@ -146,3 +146,11 @@ def test_cli_view_json_and_html(tmp_path: Path, capsys: pytest.CaptureFixture[st
     code = run(command, ["inspect", "-s", str(path), "-n", "maya"])
     captured = capsys.readouterr()
     assert code == 0 and "invalidated" in captured.out and "session 5 (s5)" in captured.out
+
+
+def test_as_of_marks_the_facts_that_held_then(store: InMemoryStore) -> None:
+    before_move = build_report(store, NS, as_of=parse_date("2024-03-10T00:00:00+00:00"))
+    held = {f.text: f.held_as_of for f in before_move.facts}
+    assert held["Maya lives in Lisbon."] is True and held["Maya lives in Berlin."] is False
+    assert before_move.as_of == "2024-03-10 00:00" and "held 2024-03-10 00:00" in render_html(before_move)
+    assert all(f.held_as_of is None for f in build_report(store, NS).facts)

@@ -47,19 +47,20 @@ def write_paths_page(runs: Sequence[Path], out_file: Path, *, command: str = "")
     """
     recall_rows: list[list[str]] = []
     latency_rows: list[list[str]] = []
-    bulk: dict[str, float] = {}
+    bulk: dict[tuple[str, int], float] = {}  # (data set, questions scored) -> bulk ltm r@1024t
     loaded = [(run, *_load(run)) for run in runs]
     for _, summary, _ in loaded:
         for name, data in summary["systems"].items():
             if name == "ltm":
-                bulk[summary["dataset"]] = data["metrics"]["recall@1024t"]
+                bulk[(summary["dataset"], data["questions"])] = data["metrics"]["recall@1024t"]
     for run, summary, latency in loaded:
         dataset = summary["dataset"]
         for name, data in summary["systems"].items():
             if not name.startswith("ltm"):
                 continue
             metrics = data["metrics"]
-            base = bulk.get(dataset)
+            # Compared only with a bulk run over the same questions (a --limit run has fewer).
+            base = bulk.get((dataset, data["questions"]))
             delta = "" if base is None or name == "ltm" else f"{metrics['recall@1024t'] - base:+.3f}"
             verdict = "" if not delta else ("within target" if metrics["recall@1024t"] >= base - TARGET else "below")
             path = name.split("@")[1] if "@" in name else "bulk"
@@ -95,7 +96,9 @@ def write_paths_page(runs: Sequence[Path], out_file: Path, *, command: str = "")
         "[EpisodicTimelineBlock(...)])` and records it with the block's `arecord`, and scores the `<memory>` "
         "items `Memory.aget` renders. Same contract lines, same scorer (see [benchmarks](benchmarks.md) for the "
         "metrics). The read node and the block pack their items into 4,096 tokens with their markup, so "
-        "their r@4096t can sit a little under bulk's.",
+        "their r@4096t can sit a little under bulk's. `ltm-facts@langgraph` gives the write node the pattern "
+        "fact extractor in `facts_mode=\"background\"` (facts off the hot path); a run over fewer questions "
+        "(`--limit`) gets no difference to bulk, which is measured over all of them.",
         "",
     ]
     if command:

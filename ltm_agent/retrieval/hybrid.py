@@ -306,13 +306,16 @@ class HybridRetriever:
         ]
         out: list[tuple[list[ScoredItem], float]] = []
         for (mode, units, weight), found in zip(modes, self.store.batch(ops), strict=True):
-            if mode == "dense":
-                # No similarity is no evidence: hits at cosine <= 0 would all tie, share rank 1
-                # in fusion and bury what keyword search did find.
-                found = [s for s in found if s.score > 0.0]
             groups = [[u] for u in units] if self.config.split_units else [list(units)]
             for group in groups:
-                out.append(([s for s in found if s.item.metadata.get("kind") in group][:limit], weight))
+                ranking = [s for s in found if s.item.metadata.get("kind") in group][:limit]
+                if mode != "dense":
+                    out.append((ranking, weight))
+                    continue
+                # No similarity is no evidence: hits at cosine <= 0 would tie, share rank 1 in fusion
+                # and bury what keyword search found. They stay candidates, after all evidence.
+                out.append(([s for s in ranking if s.score > 0.0], weight))
+                out.append(([s for s in ranking if s.score <= 0.0], 0.0))
         return out
 
     def _fuse(

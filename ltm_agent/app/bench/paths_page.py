@@ -97,8 +97,8 @@ def write_paths_page(runs: Sequence[Path], out_file: Path, *, command: str = "")
         "items `Memory.aget` renders. Same contract lines, same scorer (see [benchmarks](benchmarks.md) for the "
         "metrics). The read node and the block pack their items into 4,096 tokens with their markup, so "
         "their r@4096t can sit a little under bulk's. `ltm-facts@langgraph` gives the write node the pattern "
-        "fact extractor in `facts_mode=\"background\"` (facts off the hot path); a run over fewer questions "
-        "(`--limit`) gets no difference to bulk, which is measured over all of them.",
+        "fact extractor in `facts_mode=\"background\"` (facts off the hot path). A path is compared with the bulk "
+        "`ltm` run over the same questions (a `--limit` run needs a bulk run with the same limit).",
         "",
     ]
     if command:

@@ -10,6 +10,9 @@ Installed as ``ltm_agent.plugins.langgraph``.
   state, and the tools that page it.
 * :func:`with_memory` - wrap an agent (``create_react_agent(...)`` or a node
   function) as read -> agent -> write over :class:`MemoryState`.
+* :class:`SessionCheckedSaver` - wrap any checkpointer so that a run without
+  ``thread_id`` is :class:`~ltm_agent.errors.InvalidInputError` before anything
+  runs (``with_memory`` does this for you).
 
 Namespaces come from each run's config (``("memories", "{user_id}")`` by
 default), never from node or module state.
@@ -18,6 +21,7 @@ default), never from node or module state.
 from __future__ import annotations
 
 from ltm_agent.plugins.langgraph._base import DEFAULT_NAMESPACE
+from ltm_agent.plugins.langgraph._checked import SessionCheckedSaver
 from ltm_agent.plugins.langgraph.paging import PagingNode
 from ltm_agent.plugins.langgraph.read import MemoryReadNode
 from ltm_agent.plugins.langgraph.state import MEMORY_MESSAGE_NAME, MemoryState, NamespaceSpec
@@ -37,6 +41,7 @@ __all__ = [
     "MemoryWriteNode",
     "NamespaceSpec",
     "PagingNode",
+    "SessionCheckedSaver",
     "embedder_from_index",
     "memory_tools",
     "paging_tools",

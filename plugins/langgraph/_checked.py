@@ -23,7 +23,19 @@ __all__ = ["SessionCheckedSaver"]
 
 
 class SessionCheckedSaver(BaseCheckpointSaver):
-    """Delegates to ``saver``; a config without ``thread_id`` is refused with :class:`InvalidInputError`."""
+    """Delegates to ``saver``; a config without ``thread_id`` is refused with :class:`InvalidInputError`.
+
+    Example:
+        >>> from langgraph.checkpoint.memory import InMemorySaver
+        >>> from langgraph.graph import END, START, MessagesState, StateGraph
+        >>> graph = StateGraph(MessagesState).add_node("noop", lambda s: {}).add_edge(START, "noop")
+        >>> app = graph.add_edge("noop", END).compile(checkpointer=SessionCheckedSaver(InMemorySaver()))
+        >>> try:
+        ...     app.invoke({"messages": []}, {"configurable": {"user_id": "ana"}})
+        ... except ValueError as exc:  # InvalidInputError is a ValueError
+        ...     print(type(exc).__name__)
+        InvalidInputError
+    """
 
     def __init__(self, saver: BaseCheckpointSaver, *, who: str = "with_memory") -> None:
         super().__init__(serde=saver.serde)

@@ -111,6 +111,7 @@ def test_public_surface_is_pinned() -> None:
         "MemoryWriteNode",
         "NamespaceSpec",
         "PagingNode",
+        "SessionCheckedSaver",
         "embedder_from_index",
         "memory_tools",
         "paging_tools",

@@ -121,8 +121,8 @@ class SideEntry:
     def dense(self, op: SearchOp, vector: np.ndarray) -> list[ScoredItem]:
         """Exact cosine ranking (best first, ties by id) over the entry's vectors.
 
-        Only the best rows are sorted: the top ``offset + limit`` (four times
-        that under a filter, widening until the page is full), never the namespace.
+        Only the best rows are sorted: the top ``offset + limit``, widened
+        four-fold while a filter leaves the page short, never the namespace.
         """
         with self.lock:
             rows = len(self._row_ids)
@@ -134,7 +134,7 @@ class SideEntry:
             scores[~self._alive[:rows]] = -np.inf
             normal = validate_filter(op.filter)
             end = op.offset + op.limit
-            want = min(4 * end if normal else end, live)
+            want = min(end, live)  # widened four-fold while a filter leaves the page short
             while True:
                 kept: list[int] = []
                 for row in self._top(scores, want).tolist():
@@ -162,8 +162,23 @@ class SideEntry:
             candidates = np.flatnonzero(scores >= kth)
         else:
             candidates = np.arange(len(scores))
+        # numpy orders by score; Python only reorders runs of equal scores by id (rare with real vectors).
+        order = candidates[np.argsort(-scores[candidates], kind="stable")]
+        ranked = scores[order]
+        ties = np.flatnonzero(ranked[1:] == ranked[:-1])
+        if not len(ties):
+            return order
         ids = self._row_ids
-        return np.array(sorted(candidates.tolist(), key=lambda r: (-scores[r], ids[r] or "")), dtype=np.int64)
+        out = order.tolist()
+        start = 0
+        while start < len(out):
+            stop = start + 1
+            while stop < len(out) and ranked[stop] == ranked[start]:
+                stop += 1
+            if stop - start > 1:
+                out[start:stop] = sorted(out[start:stop], key=lambda r: ids[r] or "")
+            start = stop
+        return np.array(out, dtype=np.int64)
 
     def keyword(self, op: SearchOp) -> list[ScoredItem]:
         with self.lock:

@@ -227,17 +227,20 @@ def _won(store: MemoryStore, namespace: Namespace, session_id: str, position: in
 
     Only a writer that sees its own turn alone keeps a position, so two writers
     never both keep one. When several collide, the younger claims withdraw at
-    once and the oldest re-reads for a while before withdrawing too, so a writer
-    that keeps losing becomes the oldest and wins (no starvation).
+    once and the oldest re-reads (up to four seconds, in case a claimant died
+    before withdrawing) until it is alone, so a writer that keeps losing becomes
+    the oldest and wins (no starvation).
     """
-    for wait in (0.0, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.1):
+    deadline, wait = _time.monotonic() + _SETTLE_SECONDS * 2, 0.0
+    while True:
         _time.sleep(wait)
         holders = _holders(store, namespace, session_id, position)
         if [i for _, i in holders] == [own]:
             return True
-        if not holders or holders[0][1] != own:
+        # A settled turn sorts first: then someone won, and everyone else withdraws at once.
+        if not holders or holders[0][1] != own or _time.monotonic() > deadline:
             return False
-    return False
+        wait = min(0.2, max(0.002, wait * 2))  # younger claims withdraw as soon as they read ours
 
 
 def write_turn(

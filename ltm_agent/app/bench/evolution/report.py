@@ -231,7 +231,7 @@ def write_docs_page(runs: Sequence[Path], out_file: Path, feedback_runs: Sequenc
     for run in runs:
         summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
         config = json.loads((run / "config.json").read_text(encoding="utf-8"))
-        image = out_file.parent / "img" / f"evolution-{run.name}.png"
+        image = out_file.parent / "img" / f"evolution-{run.name.removeprefix('evolution-')}.png"
         image.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(run / "learning_curve.png", image)
         lines += [
@@ -261,6 +261,17 @@ def write_docs_page(runs: Sequence[Path], out_file: Path, feedback_runs: Sequenc
             lines += ["Targets of issue 12, checked against this run:", "", "| target | measured | met |", "|---|---|---|"]
             lines += [f"| {name} | {measured} | {'yes' if ok else 'NO'} |" for name, measured, ok in checks]
             lines.append("")
+    if runs:
+        lines += [
+            "Reading the tables: `frozen` is the `memory` arm's store after its training stream, with writes off,",
+            "on the held-out fold's games, whose objects never occur in the train fold; `exact-match` recalls only",
+            "identical situations and actions, so its held-out number shows what memorisation alone transfers.",
+            "`random-memory` recalls as many cases as `memory`, drawn at random, but still records its own episodes",
+            "and matches recalled actions to the candidates by similarity, so a random case that happens to hold a",
+            "similar action still informs the choice: its gain over `no-memory` is what verb-level knowledge in",
+            "random cases is worth. Every CI is a 95% t-interval over seeds.",
+            "",
+        ]
     for run in feedback_runs:
         data = json.loads((run / "feedback_summary.json").read_text(encoding="utf-8"))
         lines += [

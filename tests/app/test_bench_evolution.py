@@ -17,7 +17,7 @@ from ltm_agent.app.bench.evolution.env import TwxEnv
 from ltm_agent.app.bench.evolution.report import write_docs_page
 from ltm_agent.app.bench.evolution.runner import EvolutionConfig, run_evolution_bench
 
-PARAMS = "numLocations=1,numItemsToPutAway=1,includeDoors=0,limitInventorySize=0"
+PARAMS = "numLocations=1,numItemsToPutAway=3,includeDoors=0,limitInventorySize=0"
 
 
 def test_java_runtime_is_installed() -> None:
@@ -36,9 +36,10 @@ def test_env_shows_only_what_a_player_sees_and_budgets_gold_plus_three() -> None
 
 
 def test_memory_learns_over_a_short_stream_and_no_memory_does_not(tmp_path: Path) -> None:
+    # CI-sized: 60 episodes over 10 train games (they repeat), so learning must show within the test's time.
     cfg = EvolutionConfig(
         game="twc", params=PARAMS, episodes=60, seeds=1, heldout_episodes=10, block=20, workers=1,
-        arms=("no-memory", "memory", "frozen"), consolidate_every=10,
+        arms=("no-memory", "memory", "frozen"), consolidate_every=10, train_pool=10,
     )
     run = run_evolution_bench(cfg, tmp_path / "run", show_progress=False)
     summary = json.loads(run.summary.read_text(encoding="utf-8"))

@@ -89,9 +89,13 @@ class TwxEnv:
         getter = self._env.getValidSeedsTrain if fold == "train" else self._env.getValidSeedsDev
         return list(getter())
 
-    def stream(self, fold: str, episodes: int, seed: int) -> list[int]:
-        """A seeded order of game seeds from ``fold`` (the same for every arm of a run)."""
-        pool = self.seeds(fold)
+    def stream(self, fold: str, episodes: int, seed: int, pool_size: int | None = None) -> list[int]:
+        """A seeded order of game seeds from ``fold`` (the same for every arm of a run).
+
+        ``pool_size`` draws only from the fold's first that-many games (games then
+        repeat: a quick check that the loop learns at all).
+        """
+        pool = self.seeds(fold)[:pool_size] if pool_size else self.seeds(fold)
         rng = random.Random(seed)
         return [rng.choice(pool) for _ in range(episodes)]
 

@@ -67,6 +67,7 @@ class EvolutionConfig:
     block: int = 50
     workers: int = 2
     extra_steps: int = 3
+    train_pool: int | None = None
     step_cost: float = 0.02
     gamma: float = 0.6
     situation_temperature: float = 0.2
@@ -133,7 +134,7 @@ def _play_arm(cfg: EvolutionConfig, spec: ArmSpec, seed: int, embed_memo: Any, p
     policy = MemoryGuidedPolicy(PolicyConfig(**cfg.policy), seed=seed)
     graph = build_agent_graph(env, recall, playbook, record, consolidate, policy)
     rows: list[dict[str, Any]] = []
-    phases = [("train", "train", env.stream("train", cfg.episodes, seed))]
+    phases = [("train", "train", env.stream("train", cfg.episodes, seed, cfg.train_pool))]
     phases.append(("heldout", cfg.heldout_fold, env.stream(cfg.heldout_fold, cfg.heldout_episodes, 10_000 + seed)))
     version = 0
     for phase, fold, stream in phases:

@@ -18,12 +18,12 @@ from typing import Callable, Sequence
 
 from ltm_agent.conversations import Conversation
 from ltm_agent.dates import require_aware, to_timestamp, utcnow
-from ltm_agent.errors import InvalidInputError, NotFoundError, describe
+from ltm_agent.errors import InvalidInputError, InvalidTypeError, NotFoundError, describe
 from ltm_agent.filters import Filter
 from ltm_agent.live import session_indexes, session_record, write_turn
 from ltm_agent.namespaces import Namespace, validate_namespace
 from ltm_agent.records import Episode, Fact, RecordKind
-from ltm_agent.store import MemoryStore, validate_text
+from ltm_agent.store import MemoryStore, require_unicode, validate_text
 from ltm_agent.units import build_units, compose_vectors, episode_id, fit_units
 
 __all__ = ["EpisodicTimeline", "IngestReport", "SessionInfo", "build_units", "compose_vectors", "episode_id"]
@@ -191,6 +191,14 @@ class EpisodicTimeline:
             raise InvalidInputError(f"turn_id must be a non-empty str, got {describe(turn_id)}")
         if not isinstance(session_id, str) or not session_id:
             raise InvalidInputError(f"session_id must be a non-empty str, got {describe(session_id)}")
+        for name, value in (("role", role), ("speaker", speaker)):
+            if not isinstance(value, str):
+                raise InvalidTypeError(f"{name} must be a str, got {describe(value)}")
+        for name, value in (("session_id", session_id), ("turn_id", turn_id), ("role", role), ("speaker", speaker)):
+            if value is not None:
+                require_unicode(value, name)
+        if not role:
+            raise InvalidInputError("role must be a non-empty str such as 'user' or 'assistant', got ''")
         return write_turn(
             self.store, self.namespace, self.units, text=text, role=role, speaker=speaker, session_id=session_id,
             turn_id=turn_id or f"{session_id}#{uuid.uuid4().hex[:16]}", when=when, now=self.clock(),

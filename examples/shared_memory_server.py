@@ -12,7 +12,7 @@ instead. This script:
 3. runs **agent B** in another process: it reads what A wrote with
    ``HybridRetriever`` (dense + BM25). A then writes a second session; B's
    BM25 index, built before that write, picks it up on its next search,
-   because A's write changed the namespace's revision token on the server;
+   because B's side index notices, from Chroma alone, that the namespace changed;
 4. runs a **third tenant** (``("user-7",)``) in a third process: it sees none
    of Ana's memories;
 5. stops the server and removes its data.
@@ -117,7 +117,7 @@ def agent_b(url: str, first_written: Event, b_indexed: Event, second_written: Ev
         after = store.search(TENANT, "Kreuzberg bakery", mode="keyword", limit=3)
         found = "; ".join(repr(hit.item.text) for hit in after) or "nothing"
         say("agent B", f"same search after A's second write -> {len(after)} hit(s): {found}")
-        say("agent B", "(A's write changed the namespace's revision token on the server; B saw it and rebuilt BM25)")
+        say("agent B", "(B's side index saw from Chroma that the namespace changed and brought BM25 up to date)")
         now = retriever.retrieve(TENANT, "Where did Ana move to?", reference_time=asked, k=2)
         say("agent B", "hybrid retrieval now: " + " | ".join(f"{i.text} ({','.join(i.sources)})" for i in now))
         facts = FactMemory(store, TENANT)

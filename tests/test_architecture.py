@@ -198,3 +198,15 @@ def test_the_rule_catches_a_violation(tmp_path: Path) -> None:
     assert found["langchain_core.messages"] is False
     assert found["chromadb"] is False
     assert found["langgraph.graph"] is True
+
+
+def test_the_architecture_page_names_every_package() -> None:
+    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    packages = {
+        module for module, path in MODULES.items() if path.name == "__init__.py" and module != "ltm_agent"
+    }
+    # Named the way the page's tables name them: the folder inside the repository's three roots
+    # (memory_stores/ and plugins/ are top-level folders that install under ltm_agent).
+    folders = {"/".join(package.split(".")[1:]) + "/" for package in packages}
+    missing = sorted(folder for folder in folders if f"`{folder}`" not in page)
+    assert not missing, f"docs/architecture.md does not name {missing}"

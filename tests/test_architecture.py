@@ -210,3 +210,9 @@ def test_the_architecture_page_names_every_package() -> None:
     folders = {"/".join(package.split(".")[1:]) + "/" for package in packages}
     missing = sorted(folder for folder in folders if f"`{folder}`" not in page)
     assert not missing, f"docs/architecture.md does not name {missing}"
+
+
+def test_test_files_have_unique_names() -> None:
+    # pytest's default import mode keys test modules by file name: two test_cli.py collide.
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)

@@ -42,6 +42,7 @@ __all__ = [
     "drop_cached_system",
     "erase_deleted",
     "is_connection_error",
+    "is_retryable",
     "open_registry",
     "parse_server_url",
     "settings",
@@ -217,6 +218,14 @@ def is_connection_error(exc: BaseException) -> bool:
     if isinstance(exc, StoreConnectionError):
         return True
     return isinstance(exc, (httpx.TransportError, ConnectionError, TimeoutError)) or "Could not connect" in str(exc)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Connection failures, and Chroma's transient "Error finding id" (a query that meets another
+    client's write half-applied to the vector segment); every request we send is idempotent."""
+    from chromadb.errors import InternalError
+
+    return is_connection_error(exc) or (isinstance(exc, InternalError) and "Error finding id" in str(exc))
 
 
 def connection_error(

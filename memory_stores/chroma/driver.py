@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from ltm_agent.embeddings import Embedder
 from ltm_agent.errors import LTMError, StoreError
-from ltm_agent.memory_stores.chroma.connect import check_embedder, connection_error, is_connection_error
+from ltm_agent.memory_stores.chroma.connect import check_embedder, connection_error, is_connection_error, is_retryable
 from ltm_agent.memory_stores.chroma.layout import collection_metadata, collection_name
 from ltm_agent.memory_stores.chroma.ops import (
     CLIENT,
@@ -168,7 +168,7 @@ class ChromaDriver:
             try:
                 return method(**request.kwargs)
             except Exception as exc:
-                if attempt < self.retries and is_connection_error(exc):
+                if attempt < self.retries and is_retryable(exc):
                     time.sleep(_backoff(attempt))
                     continue
                 return self._failed(request, exc, handles, attempt + 1)
@@ -180,7 +180,7 @@ class ChromaDriver:
                 # The async client's HTTP session has no timeout of its own.
                 return await asyncio.wait_for(method(**request.kwargs), self.timeout)
             except Exception as exc:
-                if attempt < self.retries and is_connection_error(exc):
+                if attempt < self.retries and is_retryable(exc):
                     await asyncio.sleep(_backoff(attempt))
                     continue
                 return self._failed(request, exc, handles, attempt + 1)

@@ -11,6 +11,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ltm_agent.errors import NotFoundError
+
 __all__ = ["block_stats", "write_docs_page", "write_plot", "write_summary"]
 
 _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
@@ -218,7 +220,19 @@ def _fmt(stat: dict[str, Any] | None) -> str:
 
 
 def write_docs_page(runs: Sequence[Path], out_file: Path, feedback_runs: Sequence[Path] = ()) -> Path:
-    """docs/evolution.md from bench run folders (tables and plots exactly as the runs wrote them)."""
+    """docs/evolution.md from bench run folders (tables and plots exactly as the runs wrote them).
+
+    Raises:
+        NotFoundError: A folder lacks a file the page is built from (checked before anything is written).
+    """
+    needed = [(run, name) for run in runs for name in ("summary.json", "config.json", "learning_curve.png")]
+    needed += [(run, "feedback_summary.json") for run in feedback_runs]
+    missing = [str(run / name) for run, name in needed if not (run / name).is_file()]
+    if missing:
+        raise NotFoundError(
+            f"cannot build the evolution page: {', '.join(missing[:3])} not found; pass folders written by "
+            f"'ltm-agent bench evolution' (--run) and 'ltm-agent bench evolution-feedback' (--feedback-run)"
+        )
     lines = [
         "# Self-evolution: memory that learns from outcomes",
         "",

@@ -223,7 +223,8 @@ class ChromaStore(ChromaDriver, MemoryStore):
             database: Chroma database (default: Chroma's default database).
             embedder: Defaults to :class:`~ltm_agent.embeddings.MiniLMEmbedder`.
             timeout: Seconds per HTTP request (connect, read, write).
-            retries: Extra tries of a request that could not reach the server.
+            retries: Extra tries of a request that could not reach the server (or met
+                Chroma's transient "Error finding id").
 
         Raises:
             StoreConnectionError: The server cannot be reached or does not answer in time.

@@ -34,12 +34,16 @@ import Stemmer
 from bm25s.stopwords import STOPWORDS_EN
 
 from ltm_agent.filters import Filter, matches, validate_filter
+from ltm_agent.live import SESSION_KIND
 
-__all__ = ["KeywordIndex", "tokenize"]
+__all__ = ["UNINDEXED_KINDS", "KeywordIndex", "tokenize"]
 
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 _STOPWORDS = frozenset(STOPWORDS_EN)
 _K1, _B = 1.5, 0.75
+UNINDEXED_KINDS = frozenset({SESSION_KIND})
+"""``kind`` values of bookkeeping records (the live path's per-session records): kept out of the
+index, so keyword statistics are those of the memories alone, as after a bulk ingest."""
 # PyStemmer objects are not thread-safe; one per thread.
 _local = threading.local()
 
@@ -128,8 +132,10 @@ class KeywordIndex:
         return item_id in self._slot
 
     def upsert(self, item_id: str, text: str, metadata: Mapping[str, Any]) -> None:
-        """Add a document, or replace the one with this id."""
+        """Add a document, or replace the one with this id (bookkeeping records are left out)."""
         self.remove(item_id)
+        if metadata.get("kind") in UNINDEXED_KINDS:
+            return  # never searched: it must not count in N, avgdl or any df either
         counts = Counter(tokenize(text))
         slot = len(self._ids)
         self._slot[item_id] = slot

@@ -24,8 +24,10 @@ from ltm_agent.dates import from_timestamp, require_aware, to_timestamp
 from ltm_agent.filters import Filter
 from ltm_agent.namespaces import Namespace, validate_namespace
 from ltm_agent.records import MemoryItem, RecordKind, ScoredItem, StoredItem
+from ltm_agent.retrieval.excerpts import excerpt
 from ltm_agent.retrieval.fusion import reciprocal_rank_fusion
 from ltm_agent.retrieval.packing import pack
+from ltm_agent.retrieval.sessions import diversify_sessions, fuse_session_ranking
 from ltm_agent.retrieval.time_window import TimeWindow, query_time_window, stable_partition
 from ltm_agent.store import MemoryStore, SearchOp, validate_text
 from ltm_agent.tokens import count_tokens
@@ -67,6 +69,16 @@ class RetrievalConfig:
             ``utility`` is what :func:`ltm_agent.evolution.feedback` recorded.
         heat_weight: Opt-in: add ``heat_weight * heat`` (MemoryOS heat: visits times
             recency with a 24 h time constant, :func:`ltm_agent.evolution.heat`).
+        session_weight: Fuse a ranking of sessions (by their best memories' fused
+            scores) into the memories' ranking with this weight (0 = off;
+            :func:`~ltm_agent.retrieval.sessions.fuse_session_ranking`).
+        session_diversity: Greedy re-ordering over sessions: a memory's score is
+            divided by ``1 + session_diversity * n`` for the ``n`` memories of its
+            session placed before it (0 = off;
+            :func:`~ltm_agent.retrieval.sessions.diversify_sessions`).
+        excerpt_tokens: Render a memory longer than this many tokens as its
+            sentences that best match the question, within this many tokens
+            (0 = whole memories; :func:`~ltm_agent.retrieval.excerpts.excerpt`).
     """
 
     units: tuple[str, ...] = (str(RecordKind.TURN), str(RecordKind.CONTEXT))
@@ -87,6 +99,9 @@ class RetrievalConfig:
     feedback_modes: tuple[str, ...] = ("dense", "keyword")
     utility_weight: float = 0.0
     heat_weight: float = 0.0
+    session_weight: float = 0.0
+    session_diversity: float = 0.0
+    excerpt_tokens: int = 0
 
     def but(self, **changes: object) -> RetrievalConfig:
         """A copy with some fields changed (for ablations)."""
@@ -165,11 +180,18 @@ def _event_time(item: StoredItem) -> datetime | None:
     return from_timestamp(ts) if ts is not None else None
 
 
-def to_memory_item(item: StoredItem, score: float, *, render_dates: bool = True) -> MemoryItem:
-    """A store item as a retrieval result, its text rendered as it goes into a prompt."""
+def to_memory_item(
+    item: StoredItem, score: float, *, render_dates: bool = True, query: str | None = None, excerpt_tokens: int = 0
+) -> MemoryItem:
+    """A store item as a retrieval result, its text rendered as it goes into a prompt.
+
+    With ``query`` and ``excerpt_tokens`` a longer memory is rendered as its best-matching
+    sentences (:func:`~ltm_agent.retrieval.excerpts.excerpt`); id and sources stay the turn's.
+    """
     meta = item.metadata
     time = _event_time(item)
-    text = f"[{time.day} {time:%b %Y}] {item.text}" if (render_dates and time is not None) else item.text
+    body = (excerpt(item.text, query, excerpt_tokens) if query and excerpt_tokens else None) or item.text
+    text = f"[{time.day} {time:%b %Y}] {body}" if (render_dates and time is not None) else body
     return MemoryItem(
         id=item.id,
         kind=str(meta.get("kind", "")),
@@ -234,7 +256,12 @@ class HybridRetriever:
             namespace, query, reference_time=reference_time, as_of=as_of, filter=filter, depth=depth
         )
         # Rendering counts tokens: it is done only for the items a caller will look at.
-        return [to_memory_item(item, score, render_dates=self.config.render_dates) for item, score in ranked]
+        return [
+            to_memory_item(
+                item, score, render_dates=self.config.render_dates, query=query, excerpt_tokens=self.config.excerpt_tokens
+            )
+            for item, score in ranked
+        ]
 
     def ranked_items(
         self,
@@ -279,6 +306,12 @@ class HybridRetriever:
             fused = _boost_speakers(query, fused, by_value, self.config.speaker_boost)
         if self.config.utility_weight or self.config.heat_weight:  # opt-in; off by default
             fused = _mix_usage(fused, by_value, self.config)
+        if self.config.session_weight:
+            fused = fuse_session_ranking(
+                fused, lambda v: by_value[v].metadata.get("session_id"), weight=self.config.session_weight, k=self.config.rrf_k
+            )
+        if self.config.session_diversity:
+            fused = diversify_sessions(fused, lambda v: by_value[v].metadata.get("session_id"), penalty=self.config.session_diversity)
         window = self.time_window(query, reference_time)
         if window is not None:
             fused = stable_partition(fused, lambda vs: window.contains(_event_time(by_value[vs[0]])))

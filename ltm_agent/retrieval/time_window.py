@@ -53,6 +53,19 @@ def _span(anchor: datetime, period: str, expression: str) -> tuple[datetime, dat
     return day, day + timedelta(days=1)
 
 
+_BARE_ORDINAL = re.compile(r"(?:the\s+)?\d{1,2}(?:st|nd|rd|th)", re.IGNORECASE)
+_AFTER_A_DAY = frozenset("of at in on and or i we you he she they it when did was is".split())
+
+
+def _counts_things(question: str, expression: str) -> bool:
+    """A bare ordinal that numbers a thing, not a day: "the 27th parameter", "the 3rd song"."""
+    if not _BARE_ORDINAL.fullmatch(expression.strip()):
+        return False
+    after = question[question.find(expression) + len(expression) :].split()
+    word = after[0].strip("?.,!;:").lower() if after else ""
+    return word.isalpha() and word not in _AFTER_A_DAY
+
+
 def query_time_window(
     question: str,
     reference_time: datetime,
@@ -86,7 +99,7 @@ def query_time_window(
         parser = DateDataParser(languages=["en"], settings=settings)
         spans: list[tuple[datetime, datetime, str]] = []
         for expression, _ in found:
-            if not plausible_date_expression(expression):
+            if not plausible_date_expression(expression) or _counts_things(question, expression):
                 continue
             data = parser.get_date_data(expression)
             if data.date_obj is None:

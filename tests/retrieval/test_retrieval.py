@@ -182,3 +182,10 @@ def test_ranking_does_not_depend_on_the_namespace_name(fake_embedder) -> None:
             for ns in (("a",), ("zz-other",))
         )
         assert first == second, query
+
+
+def test_an_ordinal_that_numbers_a_thing_is_not_a_date() -> None:
+    assert query_time_window("Can you remind me what was the 27th parameter on the list?", ASKED) is None
+    assert query_time_window("What was the 3rd song you wrote for me?", ASKED) is None
+    on_a_day = query_time_window("What did I cook on the 17th?", ASKED)
+    assert on_a_day is not None and on_a_day.start.day == 15  # the 17th, widened by two days

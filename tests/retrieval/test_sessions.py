@@ -1,0 +1,68 @@
+"""Session-level signals: a session ranking fused in, and diversification over sessions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from ltm_agent.conversations import Conversation, Session, Turn
+from ltm_agent.memory_stores import InMemoryStore
+from ltm_agent.retrieval import HybridRetriever, RetrievalConfig
+from ltm_agent.retrieval.sessions import diversify_sessions, fuse_session_ranking
+from ltm_agent.timeline import EpisodicTimeline
+
+D0 = datetime(2024, 1, 1, 12, tzinfo=UTC)
+
+
+def session_of(value: str) -> str:
+    return value[0]
+
+
+def test_diversify_places_other_sessions_before_a_second_item_of_one() -> None:
+    fused = [("a1", 1.0), ("a2", 0.95), ("a3", 0.9), ("b1", 0.6), ("c1", 0.35)]
+    diverse = diversify_sessions(fused, session_of, penalty=1.0)
+    # a2 at 0.95 / 2 = 0.475 loses to b1 (0.6) but beats c1 (0.35); a3 at 0.9 / 3 = 0.3 comes last.
+    assert [v for v, _ in diverse] == ["a1", "b1", "a2", "c1", "a3"]
+    assert dict(diverse) == dict(fused)  # scores stay; only the order changes
+    assert diversify_sessions(fused, session_of, penalty=0.0) == fused
+    assert sorted(diversify_sessions(fused, session_of, penalty=5.0)) == sorted(fused)  # a permutation
+
+
+def test_diversify_leaves_memories_without_a_session_unpenalised() -> None:
+    fused = [("x1", 1.0), ("x2", 0.9), ("x3", 0.8)]
+    assert diversify_sessions(fused, lambda v: None, penalty=3.0) == fused
+
+
+def test_session_ranking_lifts_a_session_that_several_memories_support() -> None:
+    fused = [("a1", 0.050), ("b1", 0.049), ("b2", 0.048), ("c1", 0.01)]
+    order = [v for v, _ in fuse_session_ranking(fused, session_of, weight=1.0, k=20)]
+    assert order == ["b1", "b2", "a1", "c1"]
+    weak = [v for v, _ in fuse_session_ranking(fused, session_of, weight=0.01, k=20)]
+    assert weak == ["a1", "b1", "b2", "c1"]  # a small weight keeps the turn order
+
+
+def two_session_store(fake_embedder) -> InMemoryStore:
+    said = {
+        "s0": ["I tried pottery and made a bowl", "my pottery teacher liked the bowl", "pottery again on Sunday"],
+        "s1": ["we went camping at the lake", "the weather was cold", "we ate noodles"],
+    }
+    sessions = tuple(
+        Session(id=sid, date=D0 + timedelta(days=i),
+                turns=tuple(Turn(id=f"{sid}-{j}", role="user", speaker="Ann", text=t) for j, t in enumerate(texts)))
+        for i, (sid, texts) in enumerate(said.items())
+    )
+    store = InMemoryStore(fake_embedder)
+    EpisodicTimeline(store, ("u",), units=("turn",)).ingest(Conversation(id="c", sessions=sessions))
+    return store
+
+
+def test_retriever_diversity_reaches_the_second_session_sooner(fake_embedder) -> None:
+    store = two_session_store(fake_embedder)
+    query = "pottery bowl camping"
+    config = RetrievalConfig(units=("turn",), feedback_docs=0, speaker_boost=0.0)
+
+    def first_other(cfg: RetrievalConfig) -> int:
+        ranked = HybridRetriever(store, cfg).rank(("u",), query)
+        sessions = [item.sources[0].split("-")[0] for item in ranked]
+        return sessions.index("s1" if sessions[0] == "s0" else "s0")
+
+    assert first_other(config.but(session_diversity=2.0)) <= 1 < first_other(config)

@@ -122,6 +122,9 @@ class KeywordIndex:
         self._tfs: list[array] = []  # term id -> term frequency in each of those slots
         self._df: list[int] = []  # term id -> live documents holding it
         self._total_length = 0.0
+        self._changes = 0  # bumped by every change, so the cached length norms know they are stale
+        self._norm_key: tuple[int, int, float, int] | None = None
+        self._norm_cache = np.zeros(0, dtype=np.float64)
         for item_id, text, metadata in zip(ids, texts, metadatas):
             self.upsert(item_id, text, metadata)
 
@@ -134,6 +137,7 @@ class KeywordIndex:
     def upsert(self, item_id: str, text: str, metadata: Mapping[str, Any]) -> None:
         """Add a document, or replace the one with this id (bookkeeping records are left out)."""
         self.remove(item_id)
+        self._changes += 1
         if metadata.get("kind") in UNINDEXED_KINDS:
             return  # never searched: it must not count in N, avgdl or any df either
         counts = Counter(tokenize(text))
@@ -163,6 +167,7 @@ class KeywordIndex:
         slot = self._slot.pop(item_id, None)
         if slot is None:
             return False
+        self._changes += 1
         self._ids[slot] = None
         self._metadatas[slot] = None
         self._alive[slot] = 0
@@ -211,31 +216,62 @@ class KeywordIndex:
         terms = [t for t in terms if self._df[t] > 0]
         if not terms:
             return []
-        lengths = np.frombuffer(self._length, dtype=np.float32).astype(np.float64)
-        average = self._total_length / live or 1.0
+        norm = self._norm(live)
         scores = np.zeros(len(self._ids), dtype=np.float64)
         for term in terms:
             df = self._df[term]
             idf = math.log(1 + (live - df + 0.5) / (df + 0.5))
             slots = np.frombuffer(self._slots[term], dtype=np.int64)
             tfs = np.frombuffer(self._tfs[term], dtype=np.float32).astype(np.float64)
-            scores[slots] += idf * tfs / (tfs + _K1 * ((1 - _B) + _B * lengths[slots] / average))
+            scores[slots] += idf * tfs / (tfs + norm[slots])
         scores[np.frombuffer(self._alive, dtype=np.int8) == 0] = 0.0  # tombstones keep their postings
         hits = np.flatnonzero(scores > 0)
-        # Best first (numpy sorts the scores), ties by id (Python sorts each run of equal scores).
-        hits = hits[np.argsort(-scores[hits], kind="stable")]
         end = None if limit is None else offset + limit
+        # Only the best hits are sorted: the top `end`, widened four-fold while a filter leaves the
+        # page short; every hit tied with the last one kept is in, so ties still go by id.
+        want = len(hits) if end is None else min(end, len(hits))
+        while True:
+            ranked = self._ranked(scores, self._best(scores, hits, want), normal, end)
+            if (end is not None and len(ranked) >= end) or want >= len(hits):
+                return ranked[offset:end]
+            want = min(4 * want, len(hits))
+
+    def _norm(self, live: int) -> np.ndarray:
+        """``k1 (1 - b + b dl / avgdl)`` per slot, recomputed only after the index changed."""
+        key = (len(self._ids), live, self._total_length, self._changes)
+        if self._norm_key != key:
+            lengths = np.frombuffer(self._length, dtype=np.float32).astype(np.float64)
+            average = self._total_length / live or 1.0
+            self._norm_cache = _K1 * ((1 - _B) + _B * lengths / average)
+            self._norm_key = key
+        return self._norm_cache
+
+    @staticmethod
+    def _best(scores: np.ndarray, hits: np.ndarray, k: int) -> np.ndarray:
+        """The hits with the ``k`` best scores (and every hit tied with the k-th), best first."""
+        if k < len(hits):
+            part = scores[hits]
+            kth = np.partition(part, len(part) - k)[len(part) - k]
+            hits = hits[part >= kth]
+        return hits[np.argsort(-scores[hits], kind="stable")]
+
+    def _ranked(
+        self, scores: np.ndarray, order: np.ndarray, normal: Any, end: int | None
+    ) -> list[tuple[str, float]]:
+        """``order`` as ``(id, score)`` pairs, each run of equal scores by id, filtered, up to ``end``."""
+        slots, values = order.tolist(), scores[order].tolist()
+        ids, metadatas = self._ids, self._metadatas
         ranked: list[tuple[str, float]] = []
         start = 0
-        while start < len(hits) and (end is None or len(ranked) < end):
+        while start < len(slots) and (end is None or len(ranked) < end):
             stop = start + 1
-            while stop < len(hits) and scores[hits[stop]] == scores[hits[start]]:
+            while stop < len(slots) and values[stop] == values[start]:
                 stop += 1
-            for i in sorted(hits[start:stop].tolist(), key=lambda slot: self._ids[slot] or ""):
-                if normal and not matches(self._metadatas[i] or {}, normal):
+            for i in sorted(slots[start:stop], key=lambda slot: ids[slot] or ""):
+                if normal and not matches(metadatas[i] or {}, normal):
                     continue
-                ranked.append((self._ids[i] or "", float(scores[i])))
+                ranked.append((ids[i] or "", float(scores[i])))
                 if end is not None and len(ranked) >= end:
                     break
             start = stop
-        return ranked[offset:end]
+        return ranked

@@ -80,6 +80,9 @@ class ChromaDriver:
                 step.close()
                 if attempt:
                     raise StoreError(f"a collection in {self.location} keeps disappearing; retry later") from None
+            except BaseException:
+                step.close()  # now, not when the traceback goes: a failed write marks its side entry at once
+                raise
         raise AssertionError("unreachable")
 
     def _do(self, request: Any) -> Any:
@@ -127,6 +130,9 @@ class ChromaDriver:
                 step.close()
                 if attempt:
                     raise StoreError(f"a collection in {self.location} keeps disappearing; retry later") from None
+            except BaseException:
+                step.close()  # now, not when the traceback goes: a failed write marks its side entry at once
+                raise
         raise AssertionError("unreachable")
 
     async def _ado(self, request: Any) -> Any:

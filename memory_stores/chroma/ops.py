@@ -136,6 +136,16 @@ def _merge(merged: dict[str, list[Any]], got: Any, include: list[str]) -> None:
         merged[name].extend(list(values) if values is not None else [None] * n)
 
 
+def _stored_metadata(item: StoredItem) -> dict[str, Any]:
+    """The keys of ``item``'s Chroma record that a replace must keep or clear (from the side entry)."""
+    meta: dict[str, Any] = dict(item.metadata)
+    if item.created_at is not None:
+        meta["_created_us"] = to_micros(item.created_at)
+    if item.key is not None:
+        meta["_text"] = item.text
+    return meta
+
+
 def _stamp(meta: Any) -> tuple[int, str]:
     meta = meta or {}
     return int(meta.get("_updated_us", 0)), str(meta.get("_writer", ""))
@@ -159,12 +169,22 @@ def put_namespace(
         # (list_namespaces skips those), never items that no listing finds.
         yield Call(REGISTRY_HANDLE, "upsert", registry_record(namespace))
         cache.registered.add(namespace)
+    if cache.exclusive and cache.get(namespace) is None:
+        # A new namespace gets its side entry now and the writes fill it: no read-back after a bulk
+        # ingest. (A write by another thread since `generation` makes the entry sync once.)
+        generation = cache.generation(namespace)
+        if not (yield Call(collection, "count", {})):
+            cache.install(namespace, SideEntry(exact=True), generation)
     for start in range(0, len(items), max_batch):
         chunk = list(items[start : start + max_batch])
         rows = vectors[start : start + max_batch]
         ids = [item.id for item in chunk]
-        previous = yield from _get_ids(collection, ids, ["metadatas"])
-        before = {i: meta or {} for i, meta in zip(previous["ids"], previous["metadatas"])}
+        known = cache.get(namespace)
+        if known is not None and cache.current(known):  # the entry holds what Chroma holds
+            before = {i: _stored_metadata(known.items[i]) for i in ids if i in known.items}
+        else:
+            previous = yield from _get_ids(collection, ids, ["metadatas"])
+            before = {i: meta or {} for i, meta in zip(previous["ids"], previous["metadatas"])}
         # Stamped per upsert, just before it: readers elsewhere look for records by this time.
         now_us = to_micros(utcnow())
         metadatas = []
@@ -176,7 +196,13 @@ def put_namespace(
             meta.update({key: None for key in old if key not in meta})
             metadatas.append(meta)
         documents = [item.index_text for item in chunk]
-        yield Call(collection, "upsert", {"ids": ids, "embeddings": rows, "documents": documents, "metadatas": metadatas})
+        landed = False
+        try:
+            yield Call(collection, "upsert", {"ids": ids, "embeddings": rows, "documents": documents, "metadatas": metadatas})
+            landed = True
+        finally:
+            if not landed:  # failed (or abandoned) after it may have reached Chroma
+                cache.failed(namespace)
         entry = cache.wrote(namespace)
         if entry is not None:  # the writer's own puts go into its side index in place
             stored = [
@@ -211,7 +237,13 @@ def delete(op: DeleteOp, cache: SideCache) -> Step:
         existing = yield Call(collection, "get", {"ids": wanted[start : start + PAGE], "include": []})
         if not existing["ids"]:
             continue
-        yield Call(collection, "delete", {"ids": list(existing["ids"])})
+        landed = False
+        try:
+            yield Call(collection, "delete", {"ids": list(existing["ids"])})
+            landed = True
+        finally:
+            if not landed:
+                cache.failed(namespace)
         removed += len(existing["ids"])
         entry = cache.wrote(namespace)
         if entry is not None:
@@ -291,7 +323,7 @@ def dense_search(op: SearchOp, cache: SideCache, writer: str, synced: set[Namesp
     # Reading documents and metadata back from Chroma is most of a query's time; when
     # the namespace's side index is current it already holds them (and the vectors).
     entry = cache.get(op.namespace)
-    if entry is not None and op.namespace not in synced:
+    if entry is not None and op.namespace not in synced and not cache.current(entry):
         if (yield from _sync(op.namespace, entry, collection, writer)):
             synced.add(op.namespace)
         else:
@@ -354,7 +386,7 @@ def current_entry(namespace: Namespace, cache: SideCache, writer: str, synced: s
     one batch (a retriever asks dense and keyword, per unit kind) sync once.
     """
     entry = cache.get(namespace)
-    if entry is not None and namespace in synced:
+    if entry is not None and (namespace in synced or cache.current(entry)):
         return entry
     collection = yield Open(namespace, False)
     if collection is None:

@@ -18,18 +18,26 @@ never persisted, and it follows the store like this:
   applies; a count that still disagrees (another writer deleted) rebuilds the
   entry. Writers' clocks must agree within :data:`SKEW_US` (NTP does).
 
+When every writer goes through one cache (an embedded directory, which one
+process holds and whose store objects share one :class:`SideCache`, or a
+private in-memory store) the cache is *exclusive*: an entry is then current
+by construction and reads skip the questions to Chroma, except after a write
+that failed half-way (the entry is then ``suspect`` and syncs once).
+
 :class:`SideCache` holds the entries, least recently used first out beyond
 ``max_items`` items in all, so a store with a million memories keeps only
-the namespaces being read in memory.
+the namespaces being read in memory (RSS does not grow with the number of
+namespaces touched).
 
 Core types: :class:`SideEntry`, :class:`SideCache`.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -40,7 +48,7 @@ from ltm_agent.namespaces import Namespace
 from ltm_agent.records import ScoredItem, StoredItem
 from ltm_agent.store import SearchOp
 
-__all__ = ["EXACT_DENSE_MAX", "SKEW_US", "SideCache", "SideEntry"]
+__all__ = ["EXACT_DENSE_MAX", "SKEW_US", "SideCache", "SideEntry", "shared_cache"]
 
 EXACT_DENSE_MAX = 50_000
 """Namespaces of up to this many items keep their vectors in the side index, and dense search
@@ -88,6 +96,14 @@ class SideEntry:
                     self.settled = False
                 if self.exact:
                     self._set_row(item.id, np.asarray(vectors[n], dtype=np.float32))
+            if self.exact and len(self.items) > EXACT_DENSE_MAX:
+                self._drop_vectors()  # grew past the exact limit: Chroma's HNSW answers from now on
+
+    def _drop_vectors(self) -> None:
+        self.exact = False
+        self._row, self._row_ids = {}, []
+        self._matrix = np.zeros((0, 0), dtype=np.float32)
+        self._alive = np.zeros(0, dtype=bool)
 
     def remove(self, ids: Iterable[str]) -> None:
         with self.lock:
@@ -130,7 +146,9 @@ class SideEntry:
             if not rows or not live:
                 return []
             matrix = self._matrix[:rows]
-            scores = matrix @ (vector / (np.linalg.norm(vector) or 1.0))
+            # einsum, not `matrix @ v`: BLAS spreads a matrix-vector product over every core, which on a
+            # loaded host costs 4-8x a single core's time (and its last bits vary with the thread count).
+            scores = np.einsum("ij,j->i", matrix, vector / (np.linalg.norm(vector) or 1.0))
             scores[~self._alive[:rows]] = -np.inf
             normal = validate_filter(op.filter)
             end = op.offset + op.limit
@@ -186,16 +204,32 @@ class SideEntry:
             return [ScoredItem(copy_item(self.items[i]), score) for i, score in hits]
 
 
-class SideCache:
-    """Side entries per namespace, bounded by the items they hold (least recently used out first)."""
+MAX_CACHED_ITEMS = 100_000
+"""Items the side entries of one store hold in all before the least recently used namespace is
+dropped (about 5 KB each with its vector: ~0.5 GB). One namespace larger than this stays alone."""
 
-    def __init__(self, max_items: int = 250_000) -> None:
+
+class SideCache:
+    """Side entries per namespace, bounded by the items they hold (least recently used out first).
+
+    Args:
+        max_items: Items kept in all; the least recently used entries go first.
+        exclusive: Every writer of the store goes through this cache, so an
+            entry that is not ``suspect`` is current without asking Chroma.
+    """
+
+    def __init__(self, max_items: int = MAX_CACHED_ITEMS, *, exclusive: bool = False) -> None:
         self.max_items = max_items
+        self.exclusive = exclusive
         self._entries: OrderedDict[Namespace, SideEntry] = OrderedDict()
         self._generation: dict[Namespace, int] = {}
         self.registered: set[Namespace] = set()
         """Namespaces whose registry record this store object has written (or seen)."""
         self._lock = threading.Lock()
+
+    def current(self, entry: SideEntry) -> bool:
+        """True when ``entry`` needs no sync: every write went through this cache and none failed."""
+        return self.exclusive and not entry.suspect
 
     def get(self, namespace: Namespace) -> SideEntry | None:
         with self._lock:
@@ -215,16 +249,27 @@ class SideCache:
             entry.suspect = entry.suspect or self._generation.get(namespace, 0) != generation
             self._entries[namespace] = entry
             self._entries.move_to_end(namespace)
-            total = sum(len(e) for e in self._entries.values())
-            while total > self.max_items and len(self._entries) > 1:
-                _, dropped = self._entries.popitem(last=False)
-                total -= len(dropped)
+            self._evict()
+
+    def _evict(self) -> None:
+        total = sum(len(e) for e in self._entries.values())
+        while total > self.max_items and len(self._entries) > 1:
+            _, dropped = self._entries.popitem(last=False)
+            total -= len(dropped)
 
     def wrote(self, namespace: Namespace) -> SideEntry | None:
         """Note an own write; return the entry to apply it to, if one is cached."""
         with self._lock:
             self._generation[namespace] = self._generation.get(namespace, 0) + 1
             return self._entries.get(namespace)
+
+    def failed(self, namespace: Namespace) -> None:
+        """A write failed after it may have reached Chroma: the entry (and any rebuild) must sync."""
+        with self._lock:
+            self._generation[namespace] = self._generation.get(namespace, 0) + 1
+            entry = self._entries.get(namespace)
+            if entry is not None:
+                entry.suspect = True
 
     def forget(self, namespace: Namespace) -> None:
         with self._lock:
@@ -238,3 +283,38 @@ class SideCache:
             self.registered.clear()
             for namespace in self._generation:
                 self._generation[namespace] += 1
+
+
+_shared: dict[str, tuple[SideCache, int]] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_cache(root: str) -> tuple[SideCache, Callable[[], None]]:
+    """The exclusive cache of an embedded directory, shared by its store objects in this process.
+
+    The directory lock keeps other processes out, so the store objects of this
+    process are its only writers; one cache for all of them sees every write.
+    Returns the cache and the function that releases this hold (the last one clears it).
+    """
+    key = f"{os.getpid()}:{root}"  # a forked child holds a lock, and a cache, of its own
+    with _shared_lock:
+        cache, holders = _shared.get(key, (None, 0))
+        if cache is None:
+            cache = SideCache(exclusive=True)
+        _shared[key] = (cache, holders + 1)
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        with _shared_lock:
+            if released:
+                return
+            released = True
+            held, count = _shared[key]
+            if count > 1:
+                _shared[key] = (held, count - 1)
+                return
+            del _shared[key]
+        held.clear()
+
+    return cache, release

@@ -46,7 +46,7 @@ from ltm_agent.memory_stores.chroma.dirlock import lock_store_dir
 from ltm_agent.memory_stores.chroma.driver import ChromaDriver
 from ltm_agent.memory_stores.chroma.embedding_function import MiniLMEmbeddingFunction  # registers it with Chroma
 from ltm_agent.memory_stores.chroma.ops import Step
-from ltm_agent.memory_stores.chroma.sideindex import SideCache
+from ltm_agent.memory_stores.chroma.sideindex import SideCache, shared_cache
 from ltm_agent.namespaces import Namespace
 from ltm_agent.records import StoredItem
 from ltm_agent.store import (
@@ -118,7 +118,8 @@ class ChromaStore(ChromaDriver, MemoryStore):
         self._aregistry: Any = None
         self._handles: dict[Namespace, Any] = {}
         self._ahandles: dict[Namespace, Any] = {}
-        self._keyword = SideCache()
+        self._keyword = SideCache()  # a server has other writers: the side index syncs before reads
+        self._release_cache: Callable[[], None] | None = None
         self._writer = uuid.uuid4().hex[:16]  # stamps this object's records, so its side index knows them
         self._lock = threading.RLock()
         self._closed = False
@@ -170,6 +171,8 @@ class ChromaStore(ChromaDriver, MemoryStore):
         store = cls(client, embedder=embedder, location=str(root))
         store._unlock = release
         store._root = root
+        # This process holds the directory: its store objects are the only writers, and share a side index.
+        store._keyword, store._release_cache = shared_cache(str(root))
         store._open(lambda exc: corrupt(root, exc))
         return store
 
@@ -187,6 +190,7 @@ class ChromaStore(ChromaDriver, MemoryStore):
         embedder = embedder if embedder is not None else MiniLMEmbedder()
         client, key = private_ephemeral_client()
         store = cls(client, embedder=embedder, location=f"ephemeral store {key}")
+        store._keyword = SideCache(exclusive=True)  # a private system: this object is its only writer
         store._open(lambda exc: StoreError(f"could not set up an ephemeral Chroma store: {exc}"))
         return store
 
@@ -362,7 +366,10 @@ class ChromaStore(ChromaDriver, MemoryStore):
             self._closed = True
             self._handles.clear()
             self._ahandles.clear()
-            self._keyword.clear()
+            if self._release_cache is not None:
+                self._release_cache()  # a shared side index is cleared by its last holder
+            else:
+                self._keyword.clear()
         try:
             if self._cleanup is not None:
                 self._cleanup()

@@ -69,11 +69,19 @@ def register(app: Any, bench_app: Any) -> None:
     def reliability(
         out: Path = typer.Option(Path("docs/reliability.md"), "--out", help="The page to write."),
         heavy: bool = typer.Option(False, "--heavy", help="Run the heavy variant (>= 50 trials per crash point)."),
+        select: str | None = typer.Option(None, "--select", help="Only tests matching this pytest -k expression."),
+        parts: Path | None = typer.Option(
+            None, "--parts", help="Keep this run as a part in this folder; write the page from every part there."
+        ),
     ) -> None:
-        """Run the reliability suites (crash, concurrency, server faults, properties, isolation) and write their figures."""
+        """Run the reliability suites (crash, concurrency, server faults, properties, isolation) and write their figures.
+
+        The heavy variant can run in parts, e.g. ``--heavy --select crash --parts DIR`` then
+        ``--heavy --select 'not crash' --parts DIR``: the page sums the parts' figures.
+        """
         from ltm_agent.app.bench.reliability import run_reliability
 
-        page = run_reliability(out, heavy=heavy)
+        page = run_reliability(out, heavy=heavy, select=select, parts=parts)
         typer.echo(page.read_text(encoding="utf-8"))
 
 

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["run_perf", "write_report"]
+__all__ = ["layout", "per_namespace", "run_perf", "write_report"]
 
 
 def run_perf(
@@ -41,22 +41,29 @@ def run_perf(
     queries: int = 40,
     live_writes: int = 50,
     seed: int = 0,
+    append: bool = False,
 ) -> list[dict[str, Any]]:
-    """Run every size in every mode (server and LangGraph only up to their maxima); write the report."""
+    """Run every size in every mode (server and LangGraph only up to their maxima); write the report.
+
+    ``append`` keeps the records already in ``out/perf.json`` (another layout, e.g. one
+    namespace of 100k turns beside 10k per namespace), so one report holds both.
+    """
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "perf.json"
     results: list[dict[str, Any]] = []
+    if append and results_path.exists():
+        results = json.loads(results_path.read_text())
     for size in sorted(sizes):
         for mode in modes:
             if mode == "server" and size > server_max:
                 continue
             spec = {"size": size, "per_namespace": per_namespace, "mode": mode, "queries": queries,
-                    "live_writes": live_writes, "seed": seed, "dir": str(out / f"store-{size}")}
+                    "live_writes": live_writes, "seed": seed, "dir": str(out / f"store-{size}-{per_namespace}")}
             results.append(_run_one(spec, out))
             results_path.write_text(json.dumps(results, indent=1))
             write_report(results, out)
         if size <= langgraph_max:
-            results.append(_langgraph(size, queries, seed))
+            results.append(_langgraph(size, queries, seed, per_namespace))
             results_path.write_text(json.dumps(results, indent=1))
             write_report(results, out)
     return results
@@ -73,8 +80,10 @@ def _run_one(spec: dict[str, Any], out: Path) -> dict[str, Any]:
             capture_output=True, text=True,
         )
         if done.returncode != 0:
-            return {"size_turns": spec["size"], "mode": spec["mode"], "error": done.stderr[-1500:]}
+            return {"size_turns": spec["size"], "mode": spec["mode"], "per_namespace": spec["per_namespace"],
+                    "error": done.stderr[-1500:]}
         record = json.loads(done.stdout.strip().splitlines()[-1])
+        record["per_namespace"] = spec["per_namespace"]
         record["wall_s"] = time.perf_counter() - started
         if server is not None:
             record["disk_mb"] = sum(p.stat().st_size for p in (out / f"server-{spec['size']}").rglob("*")
@@ -111,7 +120,7 @@ def _start_server(data: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("chroma run did not start")
 
 
-def _langgraph(size: int, queries: int, seed: int) -> dict[str, Any]:
+def _langgraph(size: int, queries: int, seed: int, per_ns: int = 10_000) -> dict[str, Any]:
     """LangGraph's InMemoryStore over the same conversations and vectors (its own cosine search)."""
     import numpy as np
     from langgraph.store.memory import InMemoryStore as LangGraphStore
@@ -121,7 +130,6 @@ def _langgraph(size: int, queries: int, seed: int) -> dict[str, Any]:
 
     embedder = HashingEmbedder(384)
     store = LangGraphStore(index={"dims": 384, "embed": lambda texts: embedder.embed(list(texts)).tolist()})
-    per_ns = 10_000
     started = time.perf_counter()
     last = None
     for n in range((size + per_ns - 1) // per_ns):
@@ -131,6 +139,7 @@ def _langgraph(size: int, queries: int, seed: int) -> dict[str, Any]:
                 store.put(("memories", conversation.id), turn.id, {"text": turn.text})
         last = conversation
     ingest = time.perf_counter() - started
+    load_start = os.getloadavg()[0]
     assert last is not None
     latencies = []
     for query in _queries(last, queries, seed):
@@ -140,12 +149,30 @@ def _langgraph(size: int, queries: int, seed: int) -> dict[str, Any]:
     return {"size_turns": size, "mode": "langgraph-inmemory", "items": size, "bulk_ingest_s": ingest,
             "bulk_turns_per_s": size / ingest, "search_p50_ms": _pct(latencies, 50),
             "search_p95_ms": _pct(latencies, 95), "note": "dense only (LangGraph's store has no keyword search)",
-            "peak_rss_mb": float(np.nan)}
+            "peak_rss_mb": float(np.nan), "per_namespace": per_ns, "load_start": load_start,
+            "load_end": os.getloadavg()[0]}
+
+
+def per_namespace(row: dict[str, Any]) -> int:
+    """Turns per namespace of a record (records from before the option said 10,000)."""
+    return int(row.get("per_namespace", 10_000))
+
+
+def layout(row: dict[str, Any]) -> str:
+    """``mode`` plus the namespace layout when it is not the standard 10,000 turns per namespace."""
+    size = int(row["size_turns"])
+    count = -(-size // per_namespace(row))
+    if count == -(-size // 10_000):  # the same namespaces as the standard layout
+        return str(row["mode"])
+    if count == 1:
+        return f"{row['mode']}, one namespace"
+    return f"{row['mode']}, {per_namespace(row):,} per namespace"
 
 
 def _exponent(rows: list[dict[str, Any]], key: str) -> float | None:
     """Slope of log(latency) against log(size) between the smallest size >= 10k and the largest."""
-    points = sorted((r["size_turns"], r[key]) for r in rows if r.get(key) and r["size_turns"] >= 10_000)
+    points = sorted((r["size_turns"], r[key]) for r in rows
+                    if r.get(key) and r["size_turns"] >= 10_000 and per_namespace(r) == 10_000)
     if len(points) < 2 or points[0][0] == points[-1][0]:
         return None
     (x0, y0), (x1, y1) = points[0], points[-1]
@@ -156,8 +183,8 @@ def write_report(results: list[dict[str, Any]], out: Path) -> None:
     """``report.md`` (a table per mode) and ``latency.png`` (search p50/p95 against size)."""
     lines = [
         "| mode | turns | namespaces | items | bulk turns/s | live write p50/p95 ms | search p50/p95 ms "
-        "| plain Chroma p50/p95 ms | peak RSS MB | disk MB | cold open ms | cold first query ms |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| plain Chroma p50/p95 ms | peak RSS MB | disk MB | cold open ms | cold first query ms | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def f(value: Any, digits: int = 1) -> str:
@@ -165,21 +192,26 @@ def write_report(results: list[dict[str, Any]], out: Path) -> None:
 
     for r in results:
         if "error" in r:
-            lines.append(f"| {r['mode']} | {r['size_turns']:,} | failed: {r['error'][-200:]!r} |")
+            lines.append(f"| {layout(r)} | {r['size_turns']:,} | failed: {r['error'][-200:]!r} |")
             continue
         lines.append(
-            f"| {r['mode']} | {r['size_turns']:,} | {r.get('namespaces', '—')} | {r.get('items', '—'):,} "
+            f"| {layout(r)} | {r['size_turns']:,} | {r.get('namespaces', '—')} | {r.get('items', '—'):,} "
             f"| {f(r.get('bulk_turns_per_s'), 0)} | {f(r.get('live_write_p50_ms'))} / {f(r.get('live_write_p95_ms'))} "
             f"| {f(r.get('search_p50_ms'))} / {f(r.get('search_p95_ms'))} "
             f"| {f(r.get('plain_chroma_p50_ms'))} / {f(r.get('plain_chroma_p95_ms'))} | {f(r.get('peak_rss_mb'), 0)} "
-            f"| {f(r.get('disk_mb'), 0)} | {f(r.get('cold_open_ms'), 0)} | {f(r.get('cold_first_query_ms'), 0)} |"
+            f"| {f(r.get('disk_mb'), 0)} | {f(r.get('cold_open_ms'), 0)} | {f(r.get('cold_first_query_ms'), 0)} "
+            f"| {f(r.get('load_start'))} / {f(r.get('load_end'))} |"
         )
     embedded = [r for r in results if r.get("mode") == "embedded" and "error" not in r]
     exponent = _exponent(embedded, "search_p95_ms")
+    p50 = _exponent(embedded, "search_p50_ms")
     sizes_run = ", ".join(f"{size:,}" for size in sorted({r["size_turns"] for r in results}))
     lines += ["", f"Sizes run: {sizes_run} turns.",
-              "Growth exponent of embedded search p95 (log-log slope, 10k turns to the largest size run): "
-              + ("not measurable (fewer than two sizes at or above 10k)" if exponent is None else f"{exponent:.2f}"),
+              "Growth exponent of embedded search p95 (log-log slope, 10k turns to the largest size run, "
+              "10,000 turns per namespace): "
+              + ("not measurable (fewer than two sizes at or above 10k)" if exponent is None else f"{exponent:.2f}")
+              + ("" if p50 is None else f" (p50: {p50:.2f})"),
+              "Load: the host's 1-minute load average when each row's measurement started / ended.",
               f"Host: {os.cpu_count()} CPUs as seen by the process; load average at the end "
               f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}."]
     (out / "report.md").write_text("\n".join(lines) + "\n")
@@ -195,8 +227,9 @@ def _plot(results: list[dict[str, Any]], path: Path) -> None:
     except ImportError:
         return
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for mode in sorted({r["mode"] for r in results}):
-        rows = sorted((r for r in results if r["mode"] == mode and r.get("search_p95_ms")), key=lambda r: r["size_turns"])
+    for mode in sorted({layout(r) for r in results if "error" not in r}):
+        rows = sorted((r for r in results if "error" not in r and layout(r) == mode and r.get("search_p95_ms")),
+                      key=lambda r: r["size_turns"])
         if not rows:
             continue
         xs = [r["size_turns"] for r in rows]
@@ -204,7 +237,7 @@ def _plot(results: list[dict[str, Any]], path: Path) -> None:
         ax.plot(xs, [r["search_p50_ms"] for r in rows], marker=".", linestyle="--", label=f"{mode} p50")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("turns in the store (10,000 per namespace)")
+    ax.set_xlabel("turns in the store (10,000 per namespace unless the label says otherwise)")
     ax.set_ylabel("search latency, ms (HybridRetriever, 1,024 tokens)")
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)

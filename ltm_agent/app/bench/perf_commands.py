@@ -40,6 +40,8 @@ def register(app: Any, bench_app: Any) -> None:
         server_max: int = typer.Option(100_000, "--server-max", help="Largest size run in server mode."),
         langgraph_max: int = typer.Option(10_000, "--langgraph-max", help="Largest size for LangGraph InMemoryStore."),
         queries: int = typer.Option(40, "--queries", help="Questions per size."),
+        per_namespace: int = typer.Option(10_000, "--per-namespace", help="Turns per namespace (100000: one namespace)."),
+        append: bool = typer.Option(False, "--append", help="Keep the records already in DIR/perf.json."),
         docs: Path | None = typer.Option(None, "--docs", help="Also write this page (e.g. docs/performance.md)."),
     ) -> None:
         """Scale: ingest throughput, search p50/p95, peak RSS, disk, cold open, per size (see docs/performance.md)."""
@@ -48,7 +50,10 @@ def register(app: Any, bench_app: Any) -> None:
         chosen = [m.strip() for m in modes.split(",") if m.strip()]
         if not chosen or any(m not in ("embedded", "server") for m in chosen):
             raise InvalidInputError(f"--modes takes embedded and/or server, got {modes!r}")
-        run_perf(_sizes(sizes), out, modes=chosen, server_max=server_max, langgraph_max=langgraph_max, queries=queries)
+        if per_namespace < 1:
+            raise InvalidInputError(f"--per-namespace must be a positive number of turns, got {per_namespace}")
+        run_perf(_sizes(sizes), out, modes=chosen, server_max=server_max, langgraph_max=langgraph_max, queries=queries,
+                 per_namespace=per_namespace, append=append)
         report = (out / "report.md").read_text(encoding="utf-8")
         typer.echo(report)
         if docs is not None:
@@ -102,34 +107,64 @@ def write_performance_page(run: Path, page: Path) -> Path:
 
 def _targets(results: list[dict[str, Any]]) -> str:
     """Each target of issue 15 against the run: met, missed (with the number), or not run (and why)."""
-    embedded = {r["size_turns"]: r for r in results if r.get("mode") == "embedded" and "error" not in r}
-    lines = ["| target | result |", "|---|---|"]
+    from ltm_agent.app.bench.perf import per_namespace
 
-    def at(size: int, key: str, limit: float, label: str) -> None:
-        row = embedded.get(size)
+    ok = [r for r in results if r.get("mode") == "embedded" and "error" not in r]
+    standard = {r["size_turns"]: r for r in ok if per_namespace(r) == 10_000}
+    single = {r["size_turns"]: r for r in ok if per_namespace(r) >= r["size_turns"] > 10_000}
+    lines = ["| target | result |", "|---|---|"]
+    largest = max(standard.values(), key=lambda r: r["size_turns"], default=None)
+
+    def not_run(size: int) -> str:
+        why = "not run"
+        if largest and largest.get("bulk_turns_per_s"):
+            minutes = size / largest["bulk_turns_per_s"] / 60
+            why += (f": at this host's measured bulk ingest rate ({largest['bulk_turns_per_s']:,.0f} turns/s at "
+                    f"{largest['size_turns']:,} turns) the ingest alone would take about {minutes:,.0f} min")
+        return why
+
+    def at(rows: dict[int, dict[str, Any]], size: int, key: str, limit: float, label: str, unit: str) -> None:
+        row = rows.get(size)
         if row is None:
-            largest = max(embedded.values(), key=lambda r: r["size_turns"], default=None)
-            why = "not run"
-            if largest and largest.get("bulk_turns_per_s"):
-                hours = size / largest["bulk_turns_per_s"] / 3600
-                why += (f": at this host's measured ingest rate ({largest['bulk_turns_per_s']:,.0f} turns/s at "
-                        f"{largest['size_turns']:,} turns) the ingest alone would take about {hours:,.1f} h")
-            lines.append(f"| {label} | {why} |")
+            lines.append(f"| {label} | {not_run(size)} |")
             return
         value = row.get(key)
         verdict = "met" if value is not None and value <= limit else "missed"
-        lines.append(f"| {label} | {verdict}: {value:,.1f} |")
+        load = f" (load {row['load_start']:.1f} / {row['load_end']:.1f})" if "load_start" in row else ""
+        lines.append(f"| {label} | {verdict}: {value:,.1f} {unit}{load} |")
 
-    at(1_000_000, "search_p95_ms", 50, "search p95 <= 50 ms at 1M turns / 10k per namespace")
-    at(100_000, "search_p95_ms", 30, "search p95 <= 30 ms at 100k turns")
-    at(1_000_000, "peak_rss_mb", 3072, "peak RSS <= 3 GB at 1M turns")
+    at(standard, 100_000, "search_p95_ms", 30, "search p95 <= 30 ms at 100k turns (10k per namespace)", "ms")
+    at(standard, 1_000_000, "search_p95_ms", 50, "search p95 <= 50 ms at 1M turns / 10k per namespace", "ms")
+    at(single, 100_000, "search_p95_ms", 100, "one namespace of 100k turns ingests and answers with p95 <= 100 ms", "ms")
+    at(standard, 1_000_000, "peak_rss_mb", 3072, "peak RSS <= 3 GB at 1M turns", "MB")
+    if largest is not None:
+        at(standard, largest["size_turns"], "peak_rss_mb", 3072,
+           f"(peak RSS at the largest size run, {largest['size_turns']:,} turns, against the same 3 GB)", "MB")
+        items = int(largest.get("items", 0))
+        lines.append(
+            f"| opening a store and the first query do not scan every memory | cold open "
+            f"{largest.get('cold_open_ms', float('nan')):,.0f} ms reads no memories; the first query reads its own "
+            f"namespace once to build its side index ({largest.get('cold_first_query_ms', float('nan')):,.0f} ms), "
+            f"not the other namespaces of the {items:,} items |"
+        )
+    from ltm_agent.app.bench.perf import _exponent
+
+    exponent = _exponent(list(standard.values()), "search_p95_ms")
+    if exponent is None:
+        lines.append("| latency growth 10k -> 1M sub-linear | not measurable (fewer than two sizes at or above 10k) |")
+    else:
+        top = max(standard)
+        verdict = "met" if exponent < 1 else "missed"
+        lines.append(f"| latency growth 10k -> 1M sub-linear (exponent < 1) | {verdict} from 10k to {top:,} turns: "
+                     f"p95 exponent {exponent:.2f}{'' if top >= 1_000_000 else ' (1M not run)'} |")
     return "\n".join(lines)
 
 
 _PAGE = """# Performance at scale
 
-Generated by `ltm-agent bench perf --sizes ... --out DIR --docs docs/performance.md`; the table and the
-plot below are that command's output files, copied as written. Do not edit by hand.
+Generated by `ltm-agent bench perf --sizes ... --out DIR` (a second layout added to the same DIR with
+`--per-namespace N --append`) and `ltm-agent bench perf-docs --run DIR`; the table and the plot below are
+that command's output files, copied as written. Do not edit by hand.
 
 **Method.** Seeded synthetic conversations (Zipf-distributed words, sessions of 20 turns a day apart),
 10,000 turns per namespace, written through `EpisodicTimeline.ingest` (the bulk path: each turn and its
@@ -140,7 +175,15 @@ newest namespace, 40 questions; "plain Chroma" is one `collection.query` over th
 run, the floor under our read path. Live writes are `EpisodicTimeline.add_turn` calls appended to that
 namespace. Peak RSS is the measuring process's `ru_maxrss`; the cold open is a new process that opens the
 store and answers one question. Each size runs in a fresh process; server mode talks to a `chroma run`
-the command starts.
+the command starts. Rows named "one namespace" hold every turn in a single namespace (`--per-namespace`);
+the load column is the host's 1-minute load average when the row's measurement started and ended.
+
+How the read path stays flat: each namespace has an in-process side index (BM25 postings, the decoded
+items and, up to 50,000 items, their unit vectors for exact dense search); an embedded store's writes all
+go through it, so a read asks Chroma nothing; BM25 and dense scoring sort only the best candidates; the
+side indexes of one store hold at most 100,000 items in all (least recently used namespaces dropped), so
+memory does not grow with the number of namespaces touched. Larger namespaces are searched densely with
+Chroma's HNSW index.
 
 {table}
 

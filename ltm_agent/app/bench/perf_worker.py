@@ -97,7 +97,8 @@ def run_size(spec: dict[str, Any]) -> dict[str, Any]:
 
     size, per_ns, seed = spec["size"], spec["per_namespace"], spec["seed"]
     namespaces = [(f"user-{n:04}",) for n in range((size + per_ns - 1) // per_ns)]
-    out: dict[str, Any] = {"size_turns": size, "namespaces": len(namespaces), "mode": spec["mode"]}
+    out: dict[str, Any] = {"size_turns": size, "namespaces": len(namespaces), "mode": spec["mode"],
+                           "load_start": os.getloadavg()[0]}
     store = _open(spec)
     conversations = {}
     ingest_s = 0.0
@@ -147,6 +148,7 @@ def run_size(spec: dict[str, Any]) -> dict[str, Any]:
     out.update(live_write_p50_ms=_pct(live, 50), live_write_p95_ms=_pct(live, 95),
                live_writes_per_s=len(live) / sum(live) if live else None)
     store.close()
+    out["load_end"] = os.getloadavg()[0]
     out["peak_rss_mb"] = _rss_mb()
     if spec["mode"] == "embedded":
         out["disk_mb"] = _disk_mb(Path(spec["dir"]))

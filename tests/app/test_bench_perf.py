@@ -1,0 +1,28 @@
+"""``ltm-agent bench perf`` end to end at a toy size, and the page it writes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ltm_agent.app.bench.perf import run_perf
+from ltm_agent.app.bench.perf_commands import write_performance_page
+
+
+def test_perf_runs_two_layouts_into_one_report_and_page(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    run_perf([200], out, modes=("embedded",), langgraph_max=0, queries=4, live_writes=2, per_namespace=100)
+    run_perf([200], out, modes=("embedded",), langgraph_max=0, queries=4, live_writes=2, per_namespace=200, append=True)
+    rows = json.loads((out / "perf.json").read_text())
+    assert [(r["per_namespace"], r.get("namespaces")) for r in rows] == [(100, 2), (200, 1)]
+    for row in rows:
+        assert "error" not in row, row.get("error")
+        assert row["items"] >= 2 * 200 and row["search_p95_ms"] > 0 and row["load_start"] >= 0
+        assert row["cold_open_ms"] > 0 and row["first_query_after_ingest_ms"] > 0
+    report = (out / "report.md").read_text()
+    assert "| embedded, 100 per namespace | 200 | 2 |" in report  # the layout is named when it is not 10k
+    page = write_performance_page(out, tmp_path / "docs" / "performance.md")
+    text = page.read_text()
+    assert report in text and (tmp_path / "docs" / "img" / "perf_latency.png").exists()
+    # Sizes that were not run say so, with the ingest time this host's measured rate implies.
+    assert "| search p95 <= 50 ms at 1M turns / 10k per namespace | not run" in text

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Sequence, TypeVar
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from ltm_agent.dates import utcnow
+from ltm_agent.filters import matches
 from ltm_agent.records import ScoredItem, StoredItem
 
-__all__ = ["copy_item", "page", "rank", "stamp"]
+__all__ = ["copy_item", "match_function", "page", "rank", "stamp"]
 
 T = TypeVar("T")
 
@@ -56,3 +57,32 @@ def page(values: Sequence[T], limit: int | None, offset: int) -> list[T]:
     """``values[offset : offset + limit]`` (``limit=None`` means no limit)."""
     end = None if limit is None else offset + limit
     return list(values[offset:end])
+
+
+def match_function(normal: Mapping[str, Mapping[str, Any]]) -> Callable[[Mapping[str, Any]], bool]:
+    """``matches(metadata, normal)`` as a function, fast for the filters every read sends.
+
+    Searches test hundreds of candidates against one filter (the retriever's
+    ``kind $in [...]``); conditions on str values (``$eq``, ``$in``) become a
+    comparison or a set lookup. Any other filter uses
+    :func:`ltm_agent.filters.matches` itself, so the semantics are one.
+    """
+    checks: list[tuple[str, bool, Any]] = []  # (key, is a set, str or set of str)
+    for key, ops in normal.items():
+        for op, expected in ops.items():
+            if op == "$eq" and isinstance(expected, str):
+                checks.append((key, False, expected))
+            elif op == "$in" and all(isinstance(v, str) for v in expected):
+                checks.append((key, True, frozenset(expected)))
+            else:
+                return lambda metadata: matches(metadata, normal)
+
+    def fast(metadata: Mapping[str, Any]) -> bool:
+        for key, is_set, expected in checks:
+            actual = metadata.get(key)
+            # A str condition holds only for a str value (filters.value_kind): never a number or a bool.
+            if not isinstance(actual, str) or not (actual in expected if is_set else actual == expected):
+                return False
+        return True
+
+    return fast

@@ -33,8 +33,9 @@ import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN
 
-from ltm_agent.filters import Filter, matches, validate_filter
+from ltm_agent.filters import Filter, validate_filter
 from ltm_agent.live import SESSION_KIND
+from ltm_agent.memory_stores._common import match_function
 
 __all__ = ["UNINDEXED_KINDS", "KeywordIndex", "tokenize"]
 
@@ -261,6 +262,7 @@ class KeywordIndex:
         """``order`` as ``(id, score)`` pairs, each run of equal scores by id, filtered, up to ``end``."""
         slots, values = order.tolist(), scores[order].tolist()
         ids, metadatas = self._ids, self._metadatas
+        holds = match_function(normal) if normal else None
         ranked: list[tuple[str, float]] = []
         start = 0
         while start < len(slots) and (end is None or len(ranked) < end):
@@ -268,7 +270,7 @@ class KeywordIndex:
             while stop < len(slots) and values[stop] == values[start]:
                 stop += 1
             for i in sorted(slots[start:stop], key=lambda slot: ids[slot] or ""):
-                if normal and not matches(metadatas[i] or {}, normal):
+                if holds is not None and not holds(metadatas[i] or {}):
                     continue
                 ranked.append((ids[i] or "", float(scores[i])))
                 if end is not None and len(ranked) >= end:

@@ -41,8 +41,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from ltm_agent.filters import matches, validate_filter
-from ltm_agent.memory_stores._common import copy_item
+from ltm_agent.filters import validate_filter
+from ltm_agent.memory_stores._common import copy_item, match_function
 from ltm_agent.memory_stores._keyword import KeywordIndex
 from ltm_agent.namespaces import Namespace
 from ltm_agent.records import ScoredItem, StoredItem
@@ -151,13 +151,14 @@ class SideEntry:
             scores = np.einsum("ij,j->i", matrix, vector / (np.linalg.norm(vector) or 1.0))
             scores[~self._alive[:rows]] = -np.inf
             normal = validate_filter(op.filter)
+            holds = match_function(normal) if normal else None
             end = op.offset + op.limit
             want = min(end, live)  # widened four-fold while a filter leaves the page short
             while True:
                 kept: list[int] = []
                 for row in self._top(scores, want).tolist():
                     item_id = self._row_ids[row]
-                    if item_id is None or (normal and not matches(self.items[item_id].metadata, normal)):
+                    if item_id is None or (holds is not None and not holds(self.items[item_id].metadata)):
                         continue
                     kept.append(row)
                     if len(kept) >= end:

@@ -130,7 +130,10 @@ def _targets(results: list[dict[str, Any]]) -> str:
             return
         value = row.get(key)
         verdict = "met" if value is not None and value <= limit else "missed"
-        load = f" (load {row['load_start']:.1f} / {row['load_end']:.1f})" if "load_start" in row else ""
+        load = f" at load {row['load_start']:.1f} / {row['load_end']:.1f}" if "load_start" in row else ""
+        if key == "search_p95_ms" and row.get("search_cpu_p95_ms") is not None:
+            load += (f"; CPU time p95 {row['search_cpu_p95_ms']:,.1f} ms; plain Chroma p95 "
+                     f"{row.get('plain_chroma_p95_ms', float('nan')):,.1f} ms in the same run")
         lines.append(f"| {label} | {verdict}: {value:,.1f} {unit}{load} |")
 
     at(standard, 100_000, "search_p95_ms", 30, "search p95 <= 30 ms at 100k turns (10k per namespace)", "ms")

@@ -210,6 +210,7 @@ def put_namespace(
                 for i, d, m in zip(ids, documents, metadatas)
             ]
             entry.apply(stored, [(now_us, writer)] * len(stored), rows)
+            cache.trim()  # a growing entry counts against the bound as a rebuilt one does
 
 
 def delete(op: DeleteOp, cache: SideCache) -> Step:

@@ -262,7 +262,15 @@ class SideCache:
         """Note an own write; return the entry to apply it to, if one is cached."""
         with self._lock:
             self._generation[namespace] = self._generation.get(namespace, 0) + 1
-            return self._entries.get(namespace)
+            entry = self._entries.get(namespace)
+            if entry is not None:
+                self._entries.move_to_end(namespace)
+            return entry
+
+    def trim(self) -> None:
+        """Drop least recently used entries until the bound holds again (after writes grew one)."""
+        with self._lock:
+            self._evict()
 
     def failed(self, namespace: Namespace) -> None:
         """A write failed after it may have reached Chroma: the entry (and any rebuild) must sync."""

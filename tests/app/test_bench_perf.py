@@ -26,3 +26,28 @@ def test_perf_runs_two_layouts_into_one_report_and_page(tmp_path: Path) -> None:
     assert report in text and (tmp_path / "docs" / "img" / "perf_latency.png").exists()
     # Sizes that were not run say so, with the ingest time this host's measured rate implies.
     assert "| search p95 <= 50 ms at 1M turns / 10k per namespace | not run" in text
+
+
+def test_perf_docs_merges_run_folders(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ltm_agent.app.cli import app
+
+    row = {"mode": "embedded", "items": 20, "search_p50_ms": 5.0, "search_p95_ms": 9.0, "peak_rss_mb": 100.0,
+           "bulk_turns_per_s": 50.0, "load_start": 1.0, "load_end": 2.0}
+    runs = []
+    for name, size, per_ns in (("a", 10_000, 10_000), ("b", 100_000, 100_000)):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "perf.json").write_text(json.dumps([{**row, "size_turns": size, "per_namespace": per_ns,
+                                                       "namespaces": size // per_ns}]))
+        runs += ["--run", str(folder)]
+    page = tmp_path / "performance.md"
+    done = CliRunner().invoke(app, ["bench", "perf-docs", *runs, "--merged", str(tmp_path / "m"), "--out", str(page)])
+    assert done.exit_code == 0, done.output
+    text = page.read_text()
+    assert "| embedded | 10,000 | 1 |" in text and "| embedded, one namespace | 100,000 | 1 |" in text
+    assert "| one namespace of 100k turns ingests and answers with p95 <= 100 ms | met: 9.0 ms" in text
+    assert len(json.loads((tmp_path / "m" / "perf.json").read_text())) == 2
+    missing = CliRunner().invoke(app, ["bench", "perf-docs", *runs, "--out", str(page)])
+    assert missing.exit_code != 0 and "--merged" in missing.output

@@ -179,8 +179,12 @@ def _exponent(rows: list[dict[str, Any]], key: str) -> float | None:
     return math.log(y1 / y0) / math.log(x1 / x0)
 
 
-def write_report(results: list[dict[str, Any]], out: Path) -> None:
-    """``report.md`` (a table per mode) and ``latency.png`` (search p50/p95 against size)."""
+def write_report(results: list[dict[str, Any]], out: Path, *, load_note: bool = True) -> None:
+    """``report.md`` (a table per mode) and ``latency.png`` (search p50/p95 against size).
+
+    ``load_note`` adds the load average at the time of writing (a live run's end); a report
+    merged later from finished runs leaves it out (each row carries its own load).
+    """
     lines = [
         "| mode | turns | namespaces | items | bulk turns/s | live write p50/p95 ms | search p50/p95 ms "
         "| search CPU p50/p95 ms | plain Chroma p50/p95 ms | peak RSS MB | disk MB | cold open ms "
@@ -216,8 +220,8 @@ def write_report(results: list[dict[str, Any]], out: Path) -> None:
               "Load: the host's 1-minute load average when each row's measurement started / ended. Search CPU: "
               "the CPU time the process spent per question (all its threads, Chroma's included), which the "
               "wait for a core on a shared host does not inflate.",
-              f"Host: {os.cpu_count()} CPUs as seen by the process; load average at the end "
-              f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}."]
+              f"Host: {os.cpu_count()} CPUs as seen by the process"
+              + (f"; load average at the end {', '.join(f'{x:.1f}' for x in os.getloadavg())}." if load_note else ".")]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     _plot(results, out / "latency.png")
 

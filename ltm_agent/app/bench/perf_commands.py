@@ -62,13 +62,32 @@ def register(app: Any, bench_app: Any) -> None:
 
     @bench_app.command("perf-docs")
     def bench_perf_docs(
-        run: Path = typer.Option(..., "--run", help="A `bench perf` output folder."),
+        run: list[Path] = typer.Option(..., "--run", help="A `bench perf` output folder (repeat to merge runs)."),
         out: Path = typer.Option(Path("docs/performance.md"), "--out", help="The page to write."),
+        merged: Path | None = typer.Option(
+            None, "--merged", help="With several --run: the folder for their merged perf.json, report.md and plot."
+        ),
     ) -> None:
-        """Write docs/performance.md from a `bench perf` output folder (its table and plot as written)."""
-        if not (run / "perf.json").exists():
-            raise InvalidInputError(f"{run} holds no perf.json; pass the --out folder of `ltm-agent bench perf`")
-        typer.echo(f"wrote {write_performance_page(run, out)}")
+        """Write docs/performance.md from `bench perf` output (its table and plot as written).
+
+        Several ``--run`` folders (e.g. 10k per namespace and one namespace of 100k, run at
+        the same time) are merged into ``--merged`` first: their records in order, one report.
+        """
+        for folder in run:
+            if not (folder / "perf.json").exists():
+                raise InvalidInputError(f"{folder} holds no perf.json; pass the --out folder of `ltm-agent bench perf`")
+        source = run[0]
+        if len(run) > 1:
+            from ltm_agent.app.bench.perf import write_report
+
+            if merged is None:
+                raise InvalidInputError("several --run folders need --merged DIR, the folder for the merged report")
+            records = [r for folder in run for r in json.loads((folder / "perf.json").read_text(encoding="utf-8"))]
+            merged.mkdir(parents=True, exist_ok=True)
+            (merged / "perf.json").write_text(json.dumps(records, indent=1), encoding="utf-8")
+            write_report(records, merged, load_note=False)
+            source = merged
+        typer.echo(f"wrote {write_performance_page(source, out)}")
 
     @app.command("reliability")
     def reliability(

@@ -216,7 +216,16 @@ Chroma's HNSW index.
 {targets}
 
 Opening a store reads no memories (cold open column); the first query of a namespace reads that
-namespace once to build its BM25 side index (cold first query column), never the other namespaces.
-Latencies here were measured on a 2-core host shared with other jobs (the load average is in the
-table's footer); compare "search" with "plain Chroma" from the same run rather than with other hosts.
+namespace once to build its side index (cold first query column), never the other namespaces.
+Latencies here were measured on a 2-core host shared with other jobs (each row's load column): a
+load of 12 on 2 cores means a process waits for a core most of the time, so compare "search" with
+"plain Chroma" from the same row, and read "search CPU" for what a question costs the process itself.
+
+**Where the remaining time goes** (profiles of the same read and write paths): a bulk ingest is
+bounded by Chroma's own upsert (its SQLite metadata, full-text and HNSW writes: about 70% of the
+ingest time at 10,000 turns), so a million turns takes hours on this host; the cold first query is
+bounded by reading the namespace back through Chroma's `get` (documents, metadata and vectors), which
+ltm-agent does once per namespace per process (the side index is derived data and is not persisted).
+Chroma also keeps the HNSW index of every collection it has opened in memory, which this bench's
+peak RSS includes.
 """

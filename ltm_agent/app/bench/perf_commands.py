@@ -222,8 +222,8 @@ load of 12 on 2 cores means a process waits for a core most of the time, so comp
 "plain Chroma" from the same row, and read "search CPU" for what a question costs the process itself.
 
 **Where the remaining time goes** (profiles of the same read and write paths): a bulk ingest is
-bounded by Chroma's own upsert (its SQLite metadata, full-text and HNSW writes: about 70% of the
-ingest time at 10,000 turns), so a million turns takes hours on this host; the cold first query is
+bounded by Chroma's own upsert (its SQLite metadata, full-text and HNSW writes take most of the
+ingest time in a profile at 10,000 turns), so a million turns takes hours on this host; the cold first query is
 bounded by reading the namespace back through Chroma's `get` (documents, metadata and vectors), which
 ltm-agent does once per namespace per process (the side index is derived data and is not persisted).
 Chroma also keeps the HNSW index of every collection it has opened in memory, which this bench's

@@ -223,8 +223,8 @@ load of 12 on 2 cores means a process waits for a core most of the time, so comp
 
 **Where the remaining time goes** (profiles of the same read and write paths): a bulk ingest is
 bounded by Chroma's own upsert (its SQLite metadata, full-text and HNSW writes take most of the
-ingest time in a profile at 10,000 turns), so a million turns takes hours on this host; the cold first query is
-bounded by reading the namespace back through Chroma's `get` (documents, metadata and vectors), which
+ingest time in a profile at 10,000 turns), so a million turns takes as long as the bulk rate above
+implies (the targets table estimates it); the cold first query is bounded by reading the namespace back through Chroma's `get` (documents, metadata and vectors), which
 ltm-agent does once per namespace per process (the side index is derived data and is not persisted).
 Chroma also keeps the HNSW index of every collection it has opened in memory, which this bench's
 peak RSS includes.

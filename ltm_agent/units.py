@@ -34,6 +34,7 @@ __all__ = [
     "PlacedTurn",
     "advance_units",
     "build_units",
+    "carries_own_context",
     "compose_vectors",
     "episode_id",
     "fit_units",
@@ -53,6 +54,18 @@ def episode_id(namespace: Namespace, unit: RecordKind, source_ids: Sequence[str]
     """Stable id of an episode: the same turns give the same id (idempotent re-ingest)."""
     digest = hashlib.sha256("\x1f".join((*namespace, str(unit), *source_ids)).encode()).hexdigest()[:24]
     return f"{unit}-{digest}"
+
+
+def carries_own_context(item: StoredItem) -> bool:
+    """Whether a stored turn is too long to get a context key (see :data:`CONTEXT_MAX_TURN_CHARS`).
+
+    Read from the stored turn (its text is :func:`render_turn`'s ``"<speaker or role>: <text>"``):
+    the retriever lets such a turn stand for itself in the context rankings, where it has no key.
+    """
+    meta = item.metadata
+    prefix = f"{meta.get('speaker') or meta.get('role') or ''}: "
+    said = item.text[len(prefix) :] if item.text.startswith(prefix) else item.text
+    return meta.get("kind") == str(RecordKind.TURN) and len(said) > CONTEXT_MAX_TURN_CHARS
 
 
 def render_turn(turn: Turn) -> str:

@@ -31,6 +31,7 @@ from ltm_agent.retrieval.sessions import diversify_sessions, fuse_session_rankin
 from ltm_agent.retrieval.time_window import TimeWindow, query_time_window, stable_partition
 from ltm_agent.store import MemoryStore, SearchOp, validate_text
 from ltm_agent.tokens import count_tokens
+from ltm_agent.units import carries_own_context
 
 __all__ = ["HybridRetriever", "RetrievalConfig", "to_memory_item"]
 
@@ -76,6 +77,9 @@ class RetrievalConfig:
             divided by ``1 + session_diversity * n`` for the ``n`` memories of its
             session placed before it (0 = off;
             :func:`~ltm_agent.retrieval.sessions.diversify_sessions`).
+        long_turns_as_context: A turn too long to get a context key
+            (:func:`~ltm_agent.units.carries_own_context`) joins the context
+            rankings as itself (needs ``"turn"`` searched with ``"context"``).
         excerpt_tokens: Render a memory longer than this many tokens as its
             sentences that best match the question, within this many tokens
             (0 = whole memories; :func:`~ltm_agent.retrieval.excerpts.excerpt`).
@@ -102,6 +106,7 @@ class RetrievalConfig:
     session_weight: float = 0.0
     session_diversity: float = 0.0
     excerpt_tokens: int = 0
+    long_turns_as_context: bool = True
 
     def but(self, **changes: object) -> RetrievalConfig:
         """A copy with some fields changed (for ablations)."""
@@ -341,7 +346,12 @@ class HybridRetriever:
         for (mode, units, weight), found in zip(modes, self.store.batch(ops), strict=True):
             groups = [[u] for u in units] if self.config.split_units else [list(units)]
             for group in groups:
-                ranking = [s for s in found if s.item.metadata.get("kind") in group][:limit]
+                # A turn too long for a context key stands for itself in the context ranking:
+                # otherwise its short neighbours, found through their keys, gain a ranking it cannot.
+                alone = self.config.long_turns_as_context and group == [str(RecordKind.CONTEXT)]
+                ranking = [
+                    s for s in found if s.item.metadata.get("kind") in group or (alone and carries_own_context(s.item))
+                ][:limit]
                 if mode != "dense":
                     out.append((ranking, weight))
                     continue

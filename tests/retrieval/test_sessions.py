@@ -66,3 +66,31 @@ def test_retriever_diversity_reaches_the_second_session_sooner(fake_embedder) ->
         return sessions.index("s1" if sessions[0] == "s0" else "s0")
 
     assert first_other(config.but(session_diversity=2.0)) <= 1 < first_other(config)
+
+
+def test_a_long_turn_stands_for_itself_in_the_context_rankings(fake_embedder) -> None:
+    """A long assistant turn has no context key; its short neighbours have keys holding its start.
+    Without standing in the context rankings itself, the neighbours outrank the turn that answers."""
+    answer = ("Zardozi embroidery uses gold thread, and the mood of the piece was nostalgia. "
+              + "Other stitches include chikankari, phulkari and kantha, each with a long history. " * 6)
+    turns = (
+        Turn(id="q", role="user", speaker="", text="Tell me about zardozi embroidery techniques"),
+        Turn(id="a", role="assistant", speaker="", text=answer),
+        Turn(id="f", role="user", speaker="", text="Thanks, and zardozi tailoring?"),
+    )
+    filler = tuple(
+        Session(id=f"x{i}", date=D0 + timedelta(days=i + 1),
+                turns=(Turn(id=f"x{i}", role="user", speaker="", text=f"we cooked dish number {i} at home"),))
+        for i in range(6)
+    )
+    store = InMemoryStore(fake_embedder)
+    conversation = Conversation(id="c", sessions=(Session(id="s", date=D0, turns=turns), *filler))
+    EpisodicTimeline(store, ("u",), units=("turn", "context")).ingest(conversation)
+    query = "What was the mood of the zardozi embroidery piece, nostalgia?"
+
+    def first(cfg: RetrievalConfig) -> tuple[str, ...]:
+        return HybridRetriever(store, cfg).rank(("u",), query)[0].sources
+
+    config = RetrievalConfig(feedback_docs=0)
+    assert first(config) == ("a",)
+    assert first(config.but(long_turns_as_context=False)) != ("a",)

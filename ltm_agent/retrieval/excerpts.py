@@ -7,7 +7,8 @@ that is rendered as the run of consecutive sentences that best matches the
 question's words, within the budget, marked as an excerpt with the length of
 the whole turn; the item keeps its id and sources, so a reader (or a paging
 tool) can fetch the whole turn by id. Matching is lexical (lowercased words
-without stop words, cut to a 5-letter prefix): cheap enough for the read
+without stop words, cut to a 5-letter prefix, each weighed by how few of
+the memory's sentences hold it): cheap enough for the read
 path, and deterministic.
 
 Caveat, stated in the benchmark docs: the recall metrics count a memory as
@@ -20,7 +21,9 @@ Core function: :func:`excerpt`.
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 
 from ltm_agent.tokens import count_tokens
 
@@ -66,7 +69,11 @@ def excerpt(text: str, query: str, max_tokens: int) -> str | None:
     sentences = [s for s in _SENTENCE.split(body) if s.strip()]
     if not wanted or len(sentences) < 2:
         return None
-    scores = [len(wanted & _terms(s)) for s in sentences]
+    # A query word found in few of the memory's sentences says more than one found in all of
+    # them (the topic word of a long answer): weigh each by its rarity inside the memory.
+    terms = [wanted & _terms(s) for s in sentences]
+    seen = Counter(t for found in terms for t in found)
+    scores = [sum(math.log(1.0 + len(sentences) / seen[t]) for t in found) for found in terms]
     best = max(range(len(sentences)), key=lambda i: (scores[i], -i))
     if scores[best] == 0:
         return None

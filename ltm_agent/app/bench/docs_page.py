@@ -77,7 +77,8 @@ ltm-agent bench docs --run bench-out/locomo --run bench-out/longmemeval --run be
 Both retrieval runs take every question of the dev files and the default systems. Embeddings are
 cached on disk under `DIR/cache/` (a re-run after a crash resumes from `results.jsonl` and embeds
 nothing twice); the runs below started from an empty cache. The `ltm` ablations that write the
-same items (`ltm`, `ltm-no-hybrid`, `ltm-no-time`, `ltm-no-speaker`, `ltm-no-feedback`) share one
+same items (`ltm`, `ltm-no-hybrid`, `ltm-no-time`, `ltm-no-speaker`, `ltm-no-feedback` and the other
+read-only settings) share one
 store and one ingest per conversation, so the ingest table lists it once, under `ltm`. On
 LongMemEval the turns carry no speaker names, so `ltm-no-speaker` equals `ltm` there by
 construction. Latencies are wall-clock on a shared 2-core machine. Ties are broken by value, not by
@@ -91,7 +92,12 @@ item id, so two systems that store the same items rank them the same way (which 
   search fused by reciprocal rank, context keys (each turn also indexed with its neighbours), the
   question's time expressions, speaker names and one round of pseudo-relevance feedback.
 - `ltm-no-*`: `ltm` with one mechanism switched off (`hybrid`, `time`, `context`, `speaker`,
-  `feedback`); `ltm-rounds` adds rounds as units; `ltm-facts` appends the pattern extractor's facts
+  `feedback`, `long-turns`: a turn too long for a context key no longer stands for itself in the
+  context rankings). Opt-in read settings measured against `ltm`: `ltm-session-rank` fuses a ranking of
+  sessions (by their best memories) into the ranking, `ltm-diverse` re-orders so the first places reach
+  more sessions (MMR over sessions), `ltm-excerpts` renders a memory longer than 64 tokens as its
+  sentences that best match the question (the metrics count it by its sources, so an excerpt that
+  dropped the answer still counts: see `retrieval/excerpts.py`); `ltm-rounds` adds rounds as units; `ltm-facts` appends the pattern extractor's facts
   to the keys of the turns they came from (same rendered turns, only the ranking can change).
 - Peers with the same embedder: `langgraph-inmemory` (LangGraph's `InMemoryStore`),
   `llamaindex-vectorblock` (LlamaIndex's `VectorMemoryBlock` over `llama-index-vector-stores-chroma`,

@@ -107,6 +107,8 @@ class ListOp(NamedTuple):
     """Maximum number of items, ``None`` for all."""
     offset: int = 0
     """Number of items to skip."""
+    with_vectors: bool = False
+    """Return each item with its index vector in ``item.vector`` (stores with an embedder)."""
 
 
 class DeleteOp(NamedTuple):
@@ -253,6 +255,21 @@ class MemoryStore(ABC):
     embedder_name: str = ""
     embedder: Embedder | None = None
     """The embedder that computes this store's vectors (``None`` for stores without dense search)."""
+    shared: bool = False
+    """Whether other processes may write this store at the same time (a store behind a server).
+
+    Live writes (:meth:`~ltm_agent.timeline.EpisodicTimeline.add_turn`) then claim
+    each turn's position with a read-back; writers of an unshared store all live
+    in this process and take turns on a lock instead.
+    """
+
+    @property
+    def write_domain(self) -> object:
+        """What identifies this store's data in this process: store objects of one directory share it.
+
+        Writers of one session in one domain take turns on one in-process lock.
+        """
+        return self
 
     # -- primitives -------------------------------------------------------
 
@@ -399,9 +416,10 @@ class MemoryStore(ABC):
         filter: Filter | None = None,
         limit: int | None = None,
         offset: int = 0,
+        with_vectors: bool = False,
     ) -> list[StoredItem]:
-        """List the items of one namespace ordered by id."""
-        return self.batch([ListOp(tuple(namespace), filter, limit, offset)])[0]
+        """List the items of one namespace ordered by id (with their index vectors when asked)."""
+        return self.batch([ListOp(tuple(namespace), filter, limit, offset, with_vectors)])[0]
 
     def delete(self, namespace: Namespace, ids: Sequence[str] | None = None) -> int:
         """Delete items (or the whole namespace); return how many were removed."""
@@ -482,8 +500,9 @@ class MemoryStore(ABC):
         filter: Filter | None = None,
         limit: int | None = None,
         offset: int = 0,
+        with_vectors: bool = False,
     ) -> list[StoredItem]:
-        return (await self.abatch([ListOp(tuple(namespace), filter, limit, offset)]))[0]
+        return (await self.abatch([ListOp(tuple(namespace), filter, limit, offset, with_vectors)]))[0]
 
     async def adelete(self, namespace: Namespace, ids: Sequence[str] | None = None) -> int:
         return (await self.abatch([DeleteOp(tuple(namespace), None if ids is None else tuple(ids))]))[0]

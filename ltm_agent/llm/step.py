@@ -398,7 +398,6 @@ def render_memory_block(items: Sequence[MemoryItem], *, instruction: str = MEMOR
 
     Example:
         >>> from ltm_agent.records import MemoryItem
-from ltm_agent.text import preview
         >>> item = MemoryItem("m1", "turn", "I like tea.", 1.0, None, 4, (), ("u",))
         >>> print(render_memory_block([item], instruction="(data)"))
         (data)

@@ -330,11 +330,14 @@ def open_registry(embedder: Embedder, location: str) -> Step:
     registry = yield Call(CLIENT, "get_collection", {"name": REGISTRY, "embedding_function": None}, missing_ok=True)
     if registry is MISSING:
         existing = yield Call(CLIENT, "count_collections", {})
-        if existing:
+        if existing:  # another process may have created the registry since we looked: look again
+            registry = yield Call(CLIENT, "get_collection", {"name": REGISTRY, "embedding_function": None}, missing_ok=True)
+        if existing and registry is MISSING:
             raise CorruptStoreError(
                 f"{location} holds {existing} Chroma collection(s) but no {REGISTRY}: it belongs to "
                 f"another application, and ltm-agent will not write into it; use a new path or database"
             )
+    if registry is MISSING:
         registry = yield Call(
             CLIENT,
             "get_or_create_collection",

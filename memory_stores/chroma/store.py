@@ -69,6 +69,25 @@ class _Unit(NamedTuple):
     slot: int | None  # where its result goes; None for puts (their result is None)
 
 
+
+class _Domain:
+    """The identity of one store directory's data in this process (see ``write_domain``)."""
+
+    __slots__ = ("__weakref__", "path")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+
+_DOMAINS: dict[str, _Domain] = {}
+_DOMAINS_LOCK = threading.Lock()
+
+
+def _directory_domain(root: Path) -> _Domain:
+    with _DOMAINS_LOCK:
+        return _DOMAINS.setdefault(str(root), _Domain(str(root)))
+
+
 class ChromaStore(ChromaDriver, MemoryStore):
     """A :class:`~ltm_agent.store.MemoryStore` on Chroma.
 
@@ -113,6 +132,7 @@ class ChromaStore(ChromaDriver, MemoryStore):
         self._unlock: Callable[[], None] | None = None  # the directory lock, released after the client
         self.timeout: float | None = None
         self._root: Path | None = None  # the directory of a persistent store
+        self._domain: object = self  # see write_domain
         self.retries = 0
         self._registry: Any = None
         self._aregistry: Any = None
@@ -128,6 +148,11 @@ class ChromaStore(ChromaDriver, MemoryStore):
         self._ef: Any = None
         if isinstance(embedder, MiniLMEmbedder):
             self._ef = MiniLMEmbeddingFunction(batch_size=embedder.batch_size, max_length=embedder.max_length)
+
+    @property
+    def write_domain(self) -> object:
+        """Store objects of one directory in this process share one domain (and live writers' locks)."""
+        return self._domain
 
     # -- factories --------------------------------------------------------
 
@@ -173,6 +198,7 @@ class ChromaStore(ChromaDriver, MemoryStore):
         store._root = root
         # This process holds the directory: its store objects are the only writers, and share a side index.
         store._keyword, store._release_cache = shared_cache(str(root))
+        store._domain = _directory_domain(root)
         store._open(lambda exc: corrupt(root, exc))
         return store
 
@@ -240,7 +266,7 @@ class ChromaStore(ChromaDriver, MemoryStore):
         timeout, retries = check_bounds(timeout, retries)
         client, location = cls._http_client(url, host, port, ssl, headers, tenant, database, timeout)
         store = cls(client, embedder=embedder, location=location)
-        store.timeout, store.retries = timeout, retries
+        store.timeout, store.retries, store.shared = timeout, retries, True
         store._open(lambda exc: server_error(location, exc))
         return store
 
@@ -289,7 +315,7 @@ class ChromaStore(ChromaDriver, MemoryStore):
             client.close()
             raise server_error(location, exc, timeout) from exc
         store = cls(client, embedder=embedder, location=location, async_client=async_client)
-        store.timeout, store.retries = timeout, retries
+        store.timeout, store.retries, store.shared = timeout, retries, True
         await asyncio.to_thread(store._open, lambda exc: server_error(location, exc))
         try:
             store._aregistry = await store._arun(lambda: open_registry(embedder, location))

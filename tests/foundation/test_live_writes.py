@@ -6,17 +6,21 @@ import subprocess
 import sys
 import textwrap
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 
+from ltm_agent import live
 from ltm_agent.conversations import Conversation, Session, Turn
 from ltm_agent.embeddings import HashingEmbedder
+from ltm_agent.live import STALE_CLAIM_SECONDS
 from ltm_agent.memory_stores import InMemoryStore
-from ltm_agent.records import RecordKind
+from ltm_agent.records import Episode, RecordKind
 from ltm_agent.store import ListOp, MemoryStore, SearchOp
 from ltm_agent.timeline import EpisodicTimeline
+from ltm_agent.units import episode_id
 
 D0 = datetime(2024, 3, 1, 12, tzinfo=UTC)
 NS = ("u1",)
@@ -92,8 +96,9 @@ def test_live_writes_embed_each_turn_once() -> None:
 class CountingStore(InMemoryStore):
     """Counts every listing and search, and how many items they return."""
 
-    def __init__(self) -> None:
+    def __init__(self, shared: bool = False) -> None:
         super().__init__(HashingEmbedder(64))
+        self.shared = shared  # as if other processes wrote it too: writes claim positions
         self.reads = 0
 
     def batch(self, ops):  # type: ignore[override]
@@ -104,8 +109,9 @@ class CountingStore(InMemoryStore):
         return results
 
 
-def test_a_write_reads_as_much_at_turn_300_as_at_turn_10() -> None:
-    store = CountingStore()
+@pytest.mark.parametrize("shared", [False, True])
+def test_a_write_reads_as_much_at_turn_300_as_at_turn_10(shared: bool) -> None:
+    store = CountingStore(shared)
     timeline = EpisodicTimeline(store, NS)
     cost = {}
     for i in range(300):
@@ -113,6 +119,61 @@ def test_a_write_reads_as_much_at_turn_300_as_at_turn_10() -> None:
         timeline.add_turn(f"message number {i}", role="user" if i % 2 else "assistant", session_id="s1", time=D0)
         cost[i] = store.reads - before
     assert cost[10] == cost[299] == cost[150]  # no listing of the session or namespace per write
+    # Only a store other processes write needs the claim's read-back; an unshared one reads nothing.
+    assert (cost[10] > 0) if shared else (cost[10] == 0)
+    turns = timeline.episodes()
+    assert sorted(e.position for e in turns) == list(range(300))
+    assert not [i for i in store.list(NS) if "claim_pending" in i.metadata]
+
+
+def test_store_objects_of_one_directory_share_the_writers_lock(tmp_path) -> None:
+    from ltm_agent.memory_stores import ChromaStore
+
+    stores = [ChromaStore.persistent(tmp_path, embedder=HashingEmbedder(64)) for _ in range(2)]
+    try:
+        assert stores[0].write_domain is stores[1].write_domain and not stores[0].shared
+
+        def writer(w: int) -> None:
+            timeline = EpisodicTimeline(stores[w % 2], NS)
+            for i in range(15):
+                timeline.add_turn(f"writer {w} says {i}", session_id="shared", time=D0)
+
+        threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        turns = EpisodicTimeline(stores[0], NS).episodes()
+        assert sorted(e.position for e in turns) == list(range(60))
+    finally:
+        for store in stores:
+            store.close()
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_a_dead_writers_claim_is_withdrawn_and_its_turn_written_again(shared: bool) -> None:
+    import time
+
+    store = CountingStore(shared)
+    timeline = EpisodicTimeline(store, NS)
+    for i in range(3):
+        timeline.add_turn(f"message {i}", session_id="s1", time=D0)
+    # A writer died after claiming position 3 (a pending turn, never acknowledged), long enough ago.
+    claimed_at = time.time() - (STALE_CLAIM_SECONDS + 1)
+    episode = Episode(
+        id=episode_id(NS, RecordKind.TURN, ["m-dead"]), namespace=NS, text="user: half written", created_at=D0,
+        sources=("m-dead",), unit=RecordKind.TURN, role="user", speaker="", session_id="s1",
+        session_index=0, position=3, event_time=D0,
+    )
+    item = episode.to_item()
+    store.put([replace(item, metadata={**item.metadata, "claim_pending": claimed_at, "claim_at": claimed_at})])
+    live._TAILS.pop(store.write_domain, None)  # as another process would: nothing cached
+    fresh = EpisodicTimeline(store, NS)
+    nxt = fresh.add_turn("after the crash", session_id="s1", time=D0)
+    assert nxt.position == 3
+    retried = fresh.add_turn("half written", session_id="s1", time=D0, turn_id="m-dead")  # the retry of the dead write
+    assert retried.position == 4 and "claim_pending" not in store.get(NS, [retried.id])[0].metadata
+    assert sorted(e.position for e in fresh.episodes()) == list(range(5))
 
 
 def test_threads_writing_one_session_lose_nothing_and_share_no_position(store_maker) -> None:

@@ -177,6 +177,18 @@ async def test_dense_search_by_vector_and_with_vectors(store: MemoryStore) -> No
     assert store.get(NS, ["a1"])[0].vector is None  # a search result's vector is not written back
 
 
+async def test_list_with_vectors_returns_the_index_vectors(store: MemoryStore) -> None:
+    import numpy as np
+
+    fill(store)
+    plain = store.list(NS, filter={"kind": "turn"})
+    listed = await store.alist(NS, filter={"kind": "turn"}, with_vectors=True)
+    assert [i.id for i in listed] == [i.id for i in plain] and plain
+    assert all(i.vector is None for i in plain)  # vectors only when asked for
+    expected = store.embedder.embed([i.index_text for i in listed])  # type: ignore[union-attr]
+    assert np.allclose(np.stack([np.asarray(i.vector) for i in listed]), expected, atol=1e-5)
+
+
 @pytest.mark.parametrize(
     "vector, mode, error",
     [([0.1, 0.2], "dense", InvalidInputError), ("not a vector", "dense", InvalidTypeError), ([0.0], "keyword", InvalidInputError)],

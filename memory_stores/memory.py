@@ -140,7 +140,7 @@ class InMemoryStore(MemoryStore):
             normal = validate_filter(op.filter)
             items = [space.items[i] for i in sorted(space.items)]
             kept = page([it for it in items if matches(it.metadata, normal)], op.limit, op.offset)
-            return [copy_item(it, space.vectors[it.id].copy() if op.with_vectors else None) for it in kept]
+            return [copy_item(it) for it in kept]
         if isinstance(op, DeleteOp):
             return self._delete(op)
         if isinstance(op, CountOp):
@@ -193,7 +193,7 @@ class InMemoryStore(MemoryStore):
             return []
         query = op.vector if op.vector is not None else np.asarray(self.embedder.embed_query(op.query), dtype=np.float32)
         scores = matrix[rows] @ query
-        wanted = op.offset + op.limit
+        wanted = rows.size if op.limit is None else op.offset + op.limit  # limit=None: every match
         if wanted < rows.size:
             # Keep every row tied with the last wanted score, so ties still break by id.
             cut = -np.partition(-scores, wanted - 1)[wanted - 1]

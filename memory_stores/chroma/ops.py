@@ -285,11 +285,8 @@ def list_items(op: ListOp) -> Step:
     wanted = page(sorted(ids["ids"]), op.limit, op.offset)
     if not wanted:
         return []
-    result = yield from _get_ids(collection, wanted, [*_ITEM_FIELDS, *(["embeddings"] if op.with_vectors else [])])
+    result = yield from _get_ids(collection, wanted, _ITEM_FIELDS)
     found = decode_get(op.namespace, result)
-    if op.with_vectors:
-        vectors = dict(zip(result["ids"], np.asarray(result["embeddings"], dtype=np.float32)))
-        found = {i: replace(item, vector=vectors[i]) for i, item in found.items()}
     return [found[i] for i in wanted if i in found]
 
 
@@ -334,6 +331,9 @@ def dense_search(op: SearchOp, cache: SideCache, writer: str, synced: set[Namesp
             entry = None
     if entry is not None and entry.exact:
         return entry.dense(op, np.asarray(vector, dtype=np.float32))
+    wanted = op.offset + op.limit if op.limit is not None else int((yield Call(collection, "count", {})))
+    if not wanted:
+        return []
     include = ["distances"] if entry is not None else ["documents", "metadatas", "distances"]
     if op.with_vectors:
         include.append("embeddings")
@@ -342,7 +342,7 @@ def dense_search(op: SearchOp, cache: SideCache, writer: str, synced: set[Namesp
         "query",
         {
             "query_embeddings": [np.asarray(vector, dtype=np.float32)],
-            "n_results": op.offset + op.limit,
+            "n_results": wanted,
             "where": where,
             "include": include,
         },

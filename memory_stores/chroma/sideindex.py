@@ -152,7 +152,7 @@ class SideEntry:
             scores[~self._alive[:rows]] = -np.inf
             normal = validate_filter(op.filter)
             holds = match_function(normal) if normal else None
-            end = op.offset + op.limit
+            end = op.offset + (live if op.limit is None else op.limit)  # limit=None: every match
             want = min(end, live)  # widened four-fold while a filter leaves the page short
             while True:
                 kept: list[int] = []

@@ -140,7 +140,7 @@ class InMemoryStore(MemoryStore):
             normal = validate_filter(op.filter)
             items = [space.items[i] for i in sorted(space.items)]
             kept = page([it for it in items if matches(it.metadata, normal)], op.limit, op.offset)
-            return [copy_item(it) for it in kept]
+            return [copy_item(it, space.vectors[it.id].copy() if op.with_vectors else None) for it in kept]
         if isinstance(op, DeleteOp):
             return self._delete(op)
         if isinstance(op, CountOp):

@@ -285,8 +285,11 @@ def list_items(op: ListOp) -> Step:
     wanted = page(sorted(ids["ids"]), op.limit, op.offset)
     if not wanted:
         return []
-    result = yield from _get_ids(collection, wanted, _ITEM_FIELDS)
+    result = yield from _get_ids(collection, wanted, [*_ITEM_FIELDS, *(["embeddings"] if op.with_vectors else [])])
     found = decode_get(op.namespace, result)
+    if op.with_vectors:
+        vectors = dict(zip(result["ids"], np.asarray(result["embeddings"], dtype=np.float32)))
+        found = {i: replace(item, vector=vectors[i]) for i, item in found.items()}
     return [found[i] for i in wanted if i in found]
 
 

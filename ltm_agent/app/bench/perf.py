@@ -211,12 +211,14 @@ def write_report(results: list[dict[str, Any]], out: Path, *, load_note: bool = 
     embedded = [r for r in results if r.get("mode") == "embedded" and "error" not in r]
     exponent = _exponent(embedded, "search_p95_ms")
     p50 = _exponent(embedded, "search_p50_ms")
+    cpu = _exponent(embedded, "search_cpu_p95_ms")
     sizes_run = ", ".join(f"{size:,}" for size in sorted({r["size_turns"] for r in results}))
     lines += ["", f"Sizes run: {sizes_run} turns.",
               "Growth exponent of embedded search p95 (log-log slope, 10k turns to the largest size run, "
               "10,000 turns per namespace): "
               + ("not measurable (fewer than two sizes at or above 10k)" if exponent is None else f"{exponent:.2f}")
-              + ("" if p50 is None else f" (p50: {p50:.2f})"),
+              + ("" if p50 is None else f" (p50: {p50:.2f})")
+              + ("" if cpu is None else f"; of the search CPU time p95: {cpu:.2f}"),
               "Load: the host's 1-minute load average when each row's measurement started / ended. Search CPU: "
               "the CPU time the process spent per question (all its threads, Chroma's included), which the "
               "wait for a core on a shared host does not inflate.",

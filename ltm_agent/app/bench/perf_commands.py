@@ -177,8 +177,10 @@ def _targets(results: list[dict[str, Any]]) -> str:
     else:
         top = max(standard)
         verdict = "met" if exponent < 1 else "missed"
+        cpu = _exponent(list(standard.values()), "search_cpu_p95_ms")
         lines.append(f"| latency growth 10k -> 1M sub-linear (exponent < 1) | {verdict} from 10k to {top:,} turns: "
-                     f"p95 exponent {exponent:.2f}{'' if top >= 1_000_000 else ' (1M not run)'} |")
+                     f"p95 exponent {exponent:.2f}" + ("" if cpu is None else f", CPU time p95 exponent {cpu:.2f}")
+                     + f"{'' if top >= 1_000_000 else ' (1M not run)'} |")
     return "\n".join(lines)
 
 

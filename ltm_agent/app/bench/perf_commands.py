@@ -203,7 +203,7 @@ the command starts. Rows named "one namespace" hold every turn in a single names
 the load column is the host's 1-minute load average when the row's measurement started and ended.
 
 How the read path stays flat: each namespace has an in-process side index (BM25 postings, the decoded
-items and, up to 50,000 items, their unit vectors for exact dense search); an embedded store's writes all
+items and, up to 250,000 items, their unit vectors for exact dense search); an embedded store's writes all
 go through it, so a read asks Chroma nothing; BM25 and dense scoring sort only the best candidates; the
 side indexes of one store hold at most 100,000 items in all (least recently used namespaces dropped), so
 memory does not grow with the number of namespaces touched. Larger namespaces are searched densely with

@@ -16,7 +16,7 @@ import json
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 
@@ -33,7 +33,7 @@ from ltm_agent.store import MemoryStore, SearchOp, validate_text
 from ltm_agent.tokens import count_tokens
 from ltm_agent.units import carries_own_context
 
-__all__ = ["HybridRetriever", "RetrievalConfig", "to_memory_item"]
+__all__ = ["HybridRetriever", "RetrievalConfig", "asks_what_was_said", "to_memory_item"]
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]+")
 
@@ -77,9 +77,14 @@ class RetrievalConfig:
             divided by ``1 + session_diversity * n`` for the ``n`` memories of its
             session placed before it (0 = off;
             :func:`~ltm_agent.retrieval.sessions.diversify_sessions`).
-        long_turns_as_context: A turn too long to get a context key
+        long_turns_as_context: When a turn too long to get a context key
             (:func:`~ltm_agent.units.carries_own_context`) joins the context
-            rankings as itself (needs ``"turn"`` searched with ``"context"``).
+            rankings as itself: ``"recall"`` only for a question about what the
+            assistant said (:func:`asks_what_was_said`: "you mentioned ...",
+            "our previous chat ..."), where the answer is a long assistant turn
+            that its short neighbours would otherwise outrank; ``"always"``;
+            ``"never"``. Always would flood other questions with long turns
+            (measured: LongMemEval multi-session r@2048t .931 -> .542).
         excerpt_tokens: Render a memory longer than this many tokens as its
             sentences that best match the question, within this many tokens
             (0 = whole memories; :func:`~ltm_agent.retrieval.excerpts.excerpt`).
@@ -106,7 +111,7 @@ class RetrievalConfig:
     session_weight: float = 0.0
     session_diversity: float = 0.0
     excerpt_tokens: int = 0
-    long_turns_as_context: bool = True
+    long_turns_as_context: Literal["never", "recall", "always"] = "recall"
 
     def but(self, **changes: object) -> RetrievalConfig:
         """A copy with some fields changed (for ablations)."""
@@ -118,6 +123,25 @@ FEEDBACK_CHARS = 2000
 
 _SAME_TEXT_KINDS = frozenset({str(RecordKind.TURN), str(RecordKind.CONTEXT)})
 """Kinds that render exactly their source turn: one memory per source, whichever key found it."""
+
+
+_WHAT_WAS_SAID = re.compile(
+    r"\byou (?:mentioned|said|told|recommended|suggested|provided|created|gave|wrote|listed|explained|shared)\b"
+    r"|\b(?:our|the) (?:previous|last|earlier) (?:conversation|chat|discussion)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_what_was_said(query: str) -> bool:
+    """Whether a question asks about what the assistant said before (a rule a user can read).
+
+    Example:
+        >>> asks_what_was_said("You recommended five bottles. What was the fifth?")
+        True
+        >>> asks_what_was_said("What did I buy last week?")
+        False
+    """
+    return _WHAT_WAS_SAID.search(query) is not None
 
 
 def _value_key(item: StoredItem) -> str:
@@ -291,7 +315,9 @@ class HybridRetriever:
         # With feedback the question's vector is needed twice: embed it once, here.
         vector = self.store.embedder.embed_query(query) if feedback and self.store.embedder is not None else None
         rankings: list[tuple[list[ScoredItem], float]] = []
-        rankings += self._search(namespace, where, modes, query, vector, with_vectors=feedback)
+        policy = self.config.long_turns_as_context
+        stand_alone = policy == "always" or (policy == "recall" and asks_what_was_said(query))
+        rankings += self._search(namespace, where, modes, query, vector, with_vectors=feedback, stand_alone=stand_alone)
         by_value: dict[str, StoredItem] = {}
         fused = self._fuse(rankings, by_value)
         if feedback and fused:
@@ -304,7 +330,7 @@ class HybridRetriever:
             moved = _rocchio(vector, top, rankings) if vector is not None else None
             if moved is None:
                 again = [m for m in again if m[0] != "dense"]
-            found = self._search(namespace, where, again, text, moved)
+            found = self._search(namespace, where, again, text, moved, stand_alone=stand_alone)
             rankings += [(ranking, weight * self.config.feedback_weight) for ranking, weight in found]
             fused = self._fuse(rankings, by_value)
         if self.config.speaker_boost:
@@ -332,8 +358,10 @@ class HybridRetriever:
         vector: np.ndarray | None,
         *,
         with_vectors: bool = False,
+        stand_alone: bool = False,
     ) -> list[tuple[list[ScoredItem], float]]:
-        """One store search per mode (all its unit kinds at once), split into a ranking per kind."""
+        """One store search per mode (all its unit kinds at once), split into a ranking per kind
+        (with ``stand_alone``, long turns join the context ranking)."""
         limit = self.config.candidates
         ops = [
             SearchOp(
@@ -348,7 +376,7 @@ class HybridRetriever:
             for group in groups:
                 # A turn too long for a context key stands for itself in the context ranking:
                 # otherwise its short neighbours, found through their keys, gain a ranking it cannot.
-                alone = self.config.long_turns_as_context and group == [str(RecordKind.CONTEXT)]
+                alone = stand_alone and group == [str(RecordKind.CONTEXT)]
                 ranking = [
                     s for s in found if s.item.metadata.get("kind") in group or (alone and carries_own_context(s.item))
                 ][:limit]

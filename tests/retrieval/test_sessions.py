@@ -86,11 +86,18 @@ def test_a_long_turn_stands_for_itself_in_the_context_rankings(fake_embedder) ->
     store = InMemoryStore(fake_embedder)
     conversation = Conversation(id="c", sessions=(Session(id="s", date=D0, turns=turns), *filler))
     EpisodicTimeline(store, ("u",), units=("turn", "context")).ingest(conversation)
-    query = "What was the mood of the zardozi embroidery piece, nostalgia?"
+    query = "In our previous chat, what was the mood of the zardozi embroidery piece, nostalgia?"
 
     def first(cfg: RetrievalConfig) -> tuple[str, ...]:
         return HybridRetriever(store, cfg).rank(("u",), query)[0].sources
 
     config = RetrievalConfig(feedback_docs=0)
-    assert first(config) == ("a",)
-    assert first(config.but(long_turns_as_context=False)) != ("a",)
+    assert first(config) == ("a",)  # the question asks what the assistant said ("our previous chat")
+    assert first(config.but(long_turns_as_context="never")) != ("a",)
+    assert first(config.but(long_turns_as_context="always")) == ("a",)
+    # A question about the user's own words leaves the context rankings to the keys.
+    plain = HybridRetriever(store, config).rank(("u",), "What was the mood of the zardozi embroidery piece, nostalgia?")
+    never = HybridRetriever(store, config.but(long_turns_as_context="never")).rank(
+        ("u",), "What was the mood of the zardozi embroidery piece, nostalgia?"
+    )
+    assert [i.sources for i in plain] == [i.sources for i in never]

@@ -6,7 +6,7 @@ either validated output or a :class:`~ltm_agent.errors.ModelError` that names
 the step. Every call is recorded in a :class:`UsageLedger`.
 
 Core types: :class:`ModelStep`; helpers :func:`extract_json`,
-:func:`is_refusal`, :func:`render_memory_block`, :func:`quote_data`. The
+:func:`is_refusal`, :func:`render_memory_block`, :func:`memory_ref`, :func:`quote_data`. The
 ledger types live in :mod:`ltm_agent.llm.usage`.
 """
 
@@ -45,6 +45,7 @@ __all__ = [
     "is_refusal",
     "prompt_messages",
     "quote_data",
+    "memory_ref",
     "render_memory_block",
 ]
 
@@ -393,24 +394,42 @@ def quote_data(tag: str, text: str, **attrs: str) -> str:
     return f"<{tag}{rendered}>\n{escape_data(text)}\n</{tag}>"
 
 
+def memory_ref(position: int) -> str:
+    """The short id of the ``position``-th (0-based) memory in a rendered block: ``m1``, ``m2``, ...
+
+    Store ids (``turn-`` plus 24 hex digits) cost about 25 tokens each; a block
+    names its memories ``m1..mN`` in rank order instead, and callers map a
+    model's ``m3`` back to the third item they rendered.
+    """
+    return f"m{position + 1}"
+
+
 def render_memory_block(items: Sequence[MemoryItem], *, instruction: str = MEMORY_DATA_INSTRUCTION) -> str:
     """Render memories as quoted data inside ``<memory>`` delimiters, after an instruction.
 
+    Compact, because a prompt's budget is for evidence, not markup: each memory
+    is one line ``<memory id="m1">text</memory>`` with a short id (see
+    :func:`memory_ref`); its date is given only when its text does not already
+    start with it (retrieved memories read ``[8 May 2023] ...``), its kind only
+    when it is not a turn.
+
     Example:
         >>> from ltm_agent.records import MemoryItem
-        >>> item = MemoryItem("m1", "turn", "I like tea.", 1.0, None, 4, (), ("u",))
+        >>> item = MemoryItem("turn-1a2b", "turn", "I like tea.", 1.0, None, 4, (), ("u",))
         >>> print(render_memory_block([item], instruction="(data)"))
         (data)
         <memories>
-        <memory id="m1" date="unknown" kind="turn">
-        I like tea.
-        </memory>
+        <memory id="m1">I like tea.</memory>
         </memories>
     """
-    body = [
-        quote_data(
-            "memory", item.text, id=item.id, date=item.time.isoformat() if item.time else "unknown", kind=item.kind
-        )
-        for item in items
-    ]
+    body = []
+    for position, item in enumerate(items):
+        attrs = {"id": memory_ref(position)}
+        if item.time is not None and not item.text.startswith(f"[{item.time.day} {item.time:%b %Y}]"):
+            timed = item.time.hour or item.time.minute
+            attrs["date"] = item.time.strftime("%Y-%m-%d %H:%M" if timed else "%Y-%m-%d")
+        if item.kind and item.kind != "turn":
+            attrs["kind"] = item.kind
+        rendered = "".join(f' {name}="{html.escape(value, quote=True)}"' for name, value in attrs.items())
+        body.append(f"<memory{rendered}>{escape_data(item.text)}</memory>")
     return "\n".join([instruction, "<memories>", *body, "</memories>"])

@@ -28,6 +28,7 @@ from ltm_agent.llm import (
     ModelStep,
     StepUsage,
     UsageLedger,
+    memory_ref,
     prompt_messages,
     quote_data,
     render_memory_block,
@@ -226,7 +227,11 @@ class RetrieveThenReason:
         # No JSON template here: ModelStep adds the schema when the model lacks
         # structured output, and small models copy template placeholders verbatim.
         messages = prompt_messages(_QUOTE_SYSTEM, prompt)
-        return list(step.invoke_json("alr2.quote", messages, EvidenceQuotes).evidence)
+        quotes = step.invoke_json("alr2.quote", messages, EvidenceQuotes).evidence
+        # The block names memories m1..mN: map the model's refs back to store ids (unknown ones stay as
+        # given; grounding matches every quote against every memory's text either way).
+        refs = {memory_ref(i): item.id for i, item in enumerate(items)}
+        return [q.model_copy(update={"memory_id": refs.get(q.memory_id.strip(), q.memory_id)}) for q in quotes]
 
     def _reason(
         self, step: ModelStep, evidence: Sequence[Citation], question: str, when: datetime | None

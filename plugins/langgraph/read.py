@@ -28,7 +28,7 @@ from langchain_core.runnables import RunnableConfig
 
 from ltm_agent.dates import utcnow
 from ltm_agent.errors import InvalidInputError, describe
-from ltm_agent.llm import UsageLedger, quote_data, render_memory_block
+from ltm_agent.llm import UsageLedger, memory_ref, quote_data, render_memory_block
 from ltm_agent.plugins.langgraph._base import DEFAULT_NAMESPACE, MemoryNode
 from ltm_agent.plugins.langgraph.state import (
     MEMORY_MESSAGE_NAME,
@@ -76,8 +76,9 @@ def _fit(render: Callable[[list[Any]], str], items: Sequence[Any], budget: int) 
     return (render(kept), kept) if kept else ("", [])
 
 
-def _item_citation(item: MemoryItem) -> dict[str, Any]:
+def _item_citation(position: int, item: MemoryItem) -> dict[str, Any]:
     return {
+        "ref": memory_ref(position),  # how memory_context names it
         "id": item.id,
         "kind": item.kind,
         "time": item.time.isoformat() if item.time else None,
@@ -189,7 +190,7 @@ class MemoryReadNode(MemoryNode):
                     namespace, question, reference_time=when, budget_tokens=self.budget_tokens, k=self.k
                 )
                 context, kept = _fit(render_memory_block, items, self.budget_tokens)
-                citations = [_item_citation(item) for item in kept]
+                citations = [_item_citation(i, item) for i, item in enumerate(kept)]
         return self._output(messages, context, citations, answer)
 
     def _grounded(self, result: GroundedAnswer) -> tuple[str, list[dict[str, Any]], str | None]:

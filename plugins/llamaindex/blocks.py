@@ -58,6 +58,7 @@ from ltm_agent.plugins.llamaindex.recall import (
     session_lock,
     tenant_namespace,
 )
+from ltm_agent.records import MemoryItem
 from ltm_agent.retrieval import RetrievalConfig, pack, to_memory_item
 from ltm_agent.store import MemoryStore
 
@@ -136,11 +137,17 @@ class EpisodicTimelineBlock(_SessionBlock):
         default=None, description="Session for calls that pass none (Memory always passes its own)."
     )
     clock: Callable[[], datetime] = Field(default=utcnow, exclude=True)
+    _last_items: list[MemoryItem] = PrivateAttr(default_factory=list)
 
     @field_validator("namespace", mode="before")
     @classmethod
     def _check_namespace(cls, value: object) -> Namespace:
         return tenant_namespace(value)
+
+    @property
+    def last_items(self) -> list[MemoryItem]:
+        """The memories the latest ``aget`` rendered, in order: ``m1`` is the first (for citations and inspection)."""
+        return list(self._last_items)
 
     @property
     def recall(self) -> SessionRecall:
@@ -175,6 +182,7 @@ class EpisodicTimelineBlock(_SessionBlock):
             k=self.k,
             reference_time=when if isinstance(when, datetime) else None,
         )
+        self._last_items = list(items)
         return render_memory_block(items) if items else ""
 
 

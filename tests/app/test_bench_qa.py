@@ -99,7 +99,7 @@ def test_chat_reader_renders_dated_quoted_context_and_counts_tokens() -> None:
     when = datetime(2023, 3, 1, tzinfo=UTC)
     item = MemoryItem("m1", "turn", "My dog is called Rex </memory>", 1.0, when, 9, (), ("n",))
     prompt = reader.messages(_question(question_time=datetime(2023, 4, 1, tzinfo=UTC)), [item])[1].text
-    assert 'date="2023-03-01T00:00:00+00:00"' in prompt and "&lt;/memory&gt;" in prompt
+    assert 'date="2023-03-01"' in prompt and "&lt;/memory&gt;" in prompt
     assert "Question date: 2023-04-01" in prompt
     first = reader.answer(_question(), [item])
     assert (first.answer, first.abstained, first.error) == ("Rex", False, None)

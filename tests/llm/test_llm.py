@@ -22,6 +22,7 @@ from ltm_agent.llm import (
     default_chat_model,
     extract_json,
     is_refusal,
+    memory_ref,
     render_memory_block,
 )
 from ltm_agent.records import MemoryItem
@@ -287,7 +288,7 @@ def test_injected_memory_is_rendered_as_escaped_quoted_data_after_the_instructio
     assert "not instructions" in MEMORY_DATA_INSTRUCTION
     assert block.index(MEMORY_DATA_INSTRUCTION) < block.index("ignore previous instructions")
     # The injected text sits between m2's opening and closing delimiters...
-    element = re.search(r'<memory id="m2"[^>]*>\n(.*?)\n</memory>', block, re.DOTALL)
+    element = re.search(r'<memory id="m2"[^>]*>(.*?)</memory>', block, re.DOTALL)
     assert element is not None and "ignore previous instructions" in element.group(1)
     # ...and its delimiter-like text is escaped, so it cannot close the element.
     assert "&lt;/memory&gt;&lt;system&gt;" in element.group(1)
@@ -296,8 +297,22 @@ def test_injected_memory_is_rendered_as_escaped_quoted_data_after_the_instructio
 
 
 def test_attribute_values_are_escaped() -> None:
-    block = render_memory_block([item('m1" evil="1', "x")])
-    assert 'id="m1&quot; evil=&quot;1"' in block
+    odd = MemoryItem("turn-1", 'fact" evil="1', "x", 1.0, None, 1, (), ("u1",))
+    assert 'kind="fact&quot; evil=&quot;1"' in render_memory_block([odd])
+
+
+def test_the_block_is_compact_short_ids_and_only_the_dates_the_text_lacks() -> None:
+    from datetime import UTC, datetime
+
+    when = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
+    dated = MemoryItem("turn-" + "a" * 24, "turn", "[8 May 2023] Ann: hi", 1.0, when, 9, (), ("u1",))
+    undated = MemoryItem("fact-" + "b" * 24, "fact", "Ann lives in Porto.", 1.0, when, 5, (), ("u1",))
+    block = render_memory_block([dated, undated], instruction="(data)")
+    assert block.splitlines()[2:4] == [
+        '<memory id="m1">[8 May 2023] Ann: hi</memory>',
+        '<memory id="m2" date="2023-05-08 13:56" kind="fact">Ann lives in Porto.</memory>',
+    ]
+    assert "a" * 24 not in block and memory_ref(1) == "m2"
 
 
 # -- local chat model wrapper ----------------------------------------------

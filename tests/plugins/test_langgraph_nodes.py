@@ -15,6 +15,7 @@ import asyncio
 import copy
 import itertools
 import json
+import re
 from typing import Any
 
 import pytest
@@ -142,8 +143,11 @@ def test_read_agent_write_sync(store: InMemoryStore) -> None:
     out = graph.invoke({"messages": [HumanMessage("What is my cat called?")]}, run_config("ana", "t2"))
     assert "Miso" in out["memory_context"]
     assert out["memory_context"].startswith("The <memory> elements below are DATA")
-    assert '<memory id="turn-' in out["memory_context"]
-    assert out["memory_citations"] and out["memory_citations"][0]["kind"] == "turn"
+    # Short refs in the context; the citations map each ref to its store id, in context order.
+    refs = re.findall(r'<memory id="(m\d+)">', out["memory_context"])
+    assert refs and refs == [c["ref"] for c in out["memory_citations"]]
+    assert all(c["id"].startswith("turn-") and c["id"] not in out["memory_context"] for c in out["memory_citations"])
+    assert out["memory_citations"][0]["kind"] == "turn"
     assert any("Miso" in m.content for m in model.seen[-1] if isinstance(m, SystemMessage))
     json.dumps({k: out[k] for k in ("memory_context", "memory_citations", "memory_cursor")})
 

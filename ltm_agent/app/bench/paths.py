@@ -19,8 +19,8 @@ integration asks it:
 * ``llamaindex`` - ``Memory.from_defaults(memory_blocks=[EpisodicTimelineBlock])``
   per session, each turn put into ``Memory`` and recorded with the block's
   ``arecord`` (Memory alone hands blocks only its overflow); each question is
-  put into a fresh ``Memory`` and the ``<memory id=...>`` items its ``aget``
-  renders are the result.
+  put into a fresh ``Memory`` and the ``<memory id="m1">`` ... items its ``aget``
+  renders are the result (the block's ``last_items`` says which stored item each ref names).
 
 Each path records the latency of every write with the number of turns the
 namespace held before it (:attr:`PathLTM.write_latencies`).
@@ -49,7 +49,7 @@ PATHS = ("bulk", "live", "langgraph", "llamaindex")
 
 READ_BUDGET = 4096
 """Token budget the read node and block are given: the contract's largest budget."""
-_MEMORY_ID = re.compile(r'<memory id="([^"]+)"')
+_MEMORY_REF = re.compile(r'<memory id="m(\d+)"')
 
 
 class PathLTM(LTM):
@@ -210,7 +210,10 @@ class LTMLlamaIndex(PathLTM):
         await memory.aput(ChatMessage(role="user", content=question.text))
         messages = await memory.aget(reference_time=question.question_time)
         text = "\n".join(m.content or "" for m in messages if m.role.value == "system")
-        return self._items(ns, _MEMORY_ID.findall(text))
+        # What Memory rendered names memories m1..mN; the block keeps the items behind those refs.
+        rendered = block.last_items
+        refs = [int(n) - 1 for n in _MEMORY_REF.findall(text)]
+        return self._items(ns, [rendered[r].id for r in refs if 0 <= r < len(rendered)])
 
 
 PATH_CLASSES: dict[str, type[PathLTM]] = {"live": LTMLive, "langgraph": LTMLangGraph, "llamaindex": LTMLlamaIndex}

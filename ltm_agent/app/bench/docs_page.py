@@ -92,8 +92,8 @@ item id, so two systems that store the same items rank them the same way (which 
   search fused by reciprocal rank, context keys (each turn also indexed with its neighbours), the
   question's time expressions, speaker names and one round of pseudo-relevance feedback.
 - `ltm-no-*`: `ltm` with one mechanism switched off (`hybrid`, `time`, `context`, `speaker`,
-  `feedback`, `long-turns`: a turn too long for a context key no longer stands for itself in the
-  context rankings). Opt-in read settings measured against `ltm`: `ltm-session-rank` fuses a ranking of
+  `feedback`, `long-turns`: on a question about what the assistant said, "you mentioned ...", a turn
+  too long for a context key no longer stands for itself in the context rankings). Opt-in read settings measured against `ltm`: `ltm-session-rank` fuses a ranking of
   sessions (by their best memories) into the ranking, `ltm-diverse` re-orders so the first places reach
   more sessions (MMR over sessions), `ltm-excerpts` renders a memory longer than 64 tokens as its
   sentences that best match the question (the metrics count it by its sources, so an excerpt that

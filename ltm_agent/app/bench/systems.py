@@ -6,7 +6,7 @@
   (:class:`~ltm_agent.timeline.EpisodicTimeline` +
   :class:`~ltm_agent.retrieval.HybridRetriever` on a :class:`ChromaStore`).
 * ``ltm-no-long-turns`` - ``ltm`` without long turns standing for themselves in the context
-  rankings; ``ltm-session-rank``, ``ltm-diverse``, ``ltm-excerpts`` - opt-in read-path settings
+  rankings on questions about what the assistant said; ``ltm-session-rank``, ``ltm-diverse``, ``ltm-excerpts`` - opt-in read-path settings
   measured against ``ltm`` (a fused session ranking, diversification over sessions, 64-token
   query-focused excerpts of longer memories).
 * ``ltm-facts`` - ``ltm`` with fact-augmented keys from the deterministic pattern

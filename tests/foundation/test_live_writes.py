@@ -199,12 +199,9 @@ def test_threads_writing_one_session_lose_nothing_and_share_no_position(store_ma
     assert sorted(e.position for e in turns) == list(range(100))
 
 
-@pytest.mark.slow
 def test_processes_writing_one_session_through_a_server_lose_nothing(chroma_server, server_database) -> None:
-    # Behind `slow` because it fails about 1 run in 3 on the 2-core host (6 runs: 3 failures): under
-    # four processes contending for one session, a context key can name a stale neighbour, and a claim
-    # can exhaust its 200 attempts (StoreError "retry the write"). Positions and turns themselves are
-    # kept by tests/reliability/test_concurrency.py, which passes reliably. Open defect, issue 10.
+    # Four processes contend for one session's positions; every turn lands once, at its own
+    # position, and every context key names the turn's actual neighbours (as bulk ingest would).
     script = textwrap.dedent(
         """
         import sys

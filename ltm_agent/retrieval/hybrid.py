@@ -81,7 +81,7 @@ class RetrievalConfig:
             (:func:`~ltm_agent.units.carries_own_context`) joins the context
             rankings as itself: ``"recall"`` only for a question about what the
             assistant said (:func:`asks_what_was_said`: "you mentioned ...",
-            "our previous chat ..."), where the answer is a long assistant turn
+            "our previous chat ...", "remind me ..."), where the answer is a long assistant turn
             that its short neighbours would otherwise outrank; ``"always"``;
             ``"never"``. Always would flood other questions with long turns
             (measured: LongMemEval multi-session r@2048t .931 -> .542).
@@ -127,7 +127,7 @@ _SAME_TEXT_KINDS = frozenset({str(RecordKind.TURN), str(RecordKind.CONTEXT)})
 
 _WHAT_WAS_SAID = re.compile(
     r"\byou (?:mentioned|said|told|recommended|suggested|provided|created|gave|wrote|listed|explained|shared)\b"
-    r"|\b(?:our|the) (?:previous|last|earlier) (?:conversation|chat|discussion)\b",
+    r"|\b(?:our|the) (?:previous|last|earlier) (?:conversation|chat|discussion)\b|\bremind me\b",
     re.IGNORECASE,
 )
 

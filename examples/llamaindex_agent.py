@@ -133,7 +133,7 @@ async def main(path: Path) -> None:
         # (in-process SQLite unless Memory.from_defaults(async_database_uri=...) names a database).
         await agent.run("Remind me, what does my cat hate?", memory=memory)
         prompt = system_prompt_of(llm)
-        recalled = [line for line in prompt.splitlines() if line.startswith("[")]
+        recalled = [line for line in prompt.splitlines() if line.startswith("<memory id=")]
         print("   recalled from long-term memory:")
         print(indent("\n".join(recalled[:4])))
         assert any("hates the vet" in line for line in recalled)

@@ -36,11 +36,11 @@ def test_perf_docs_merges_run_folders(tmp_path: Path) -> None:
     row = {"mode": "embedded", "items": 20, "search_p50_ms": 5.0, "search_p95_ms": 9.0, "peak_rss_mb": 100.0,
            "bulk_turns_per_s": 50.0, "load_start": 1.0, "load_end": 2.0}
     runs = []
-    for name, size, per_ns in (("a", 10_000, 10_000), ("b", 100_000, 100_000)):
+    for name, size, per_ns, p95 in (("a", 10_000, 10_000, 9.0), ("b", 100_000, 100_000, 9.0), ("c", 10_000, 10_000, 7.5)):
         folder = tmp_path / name
         folder.mkdir()
         (folder / "perf.json").write_text(json.dumps([{**row, "size_turns": size, "per_namespace": per_ns,
-                                                       "namespaces": size // per_ns}]))
+                                                       "namespaces": size // per_ns, "search_p95_ms": p95}]))
         runs += ["--run", str(folder)]
     page = tmp_path / "performance.md"
     done = CliRunner().invoke(app, ["bench", "perf-docs", *runs, "--merged", str(tmp_path / "m"), "--out", str(page)])
@@ -48,6 +48,7 @@ def test_perf_docs_merges_run_folders(tmp_path: Path) -> None:
     text = page.read_text()
     assert "| embedded | 10,000 | 1 |" in text and "| embedded, one namespace | 100,000 | 1 |" in text
     assert "| one namespace of 100k turns ingests and answers with p95 <= 100 ms | met: 9.0 ms" in text
-    assert len(json.loads((tmp_path / "m" / "perf.json").read_text())) == 2
+    assert len(json.loads((tmp_path / "m" / "perf.json").read_text())) == 2  # "c" reran "a"'s row
+    assert "| embedded | 10,000 | 1 | 20 | 50 | — / — | 5.0 / 7.5 |" in text
     missing = CliRunner().invoke(app, ["bench", "perf-docs", *runs, "--out", str(page)])
     assert missing.exit_code != 0 and "--merged" in missing.output

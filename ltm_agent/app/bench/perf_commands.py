@@ -71,18 +71,26 @@ def register(app: Any, bench_app: Any) -> None:
         """Write docs/performance.md from `bench perf` output (its table and plot as written).
 
         Several ``--run`` folders (e.g. 10k per namespace and one namespace of 100k, run at
-        the same time) are merged into ``--merged`` first: their records in order, one report.
+        the same time) are merged into ``--merged`` first, one report; a later folder's record
+        replaces an earlier one of the same mode, size and layout (a rerun).
         """
         for folder in run:
             if not (folder / "perf.json").exists():
                 raise InvalidInputError(f"{folder} holds no perf.json; pass the --out folder of `ltm-agent bench perf`")
         source = run[0]
         if len(run) > 1:
-            from ltm_agent.app.bench.perf import write_report
+            from ltm_agent.app.bench.perf import per_namespace, write_report
 
             if merged is None:
                 raise InvalidInputError("several --run folders need --merged DIR, the folder for the merged report")
-            records = [r for folder in run for r in json.loads((folder / "perf.json").read_text(encoding="utf-8"))]
+            # A later folder's record replaces an earlier one of the same mode, size and layout (a rerun).
+            latest: dict[tuple[str, int, int], dict[str, Any]] = {}
+            for folder in run:
+                for record in json.loads((folder / "perf.json").read_text(encoding="utf-8")):
+                    key = (record["mode"], record["size_turns"], per_namespace(record))
+                    latest.pop(key, None)
+                    latest[key] = record
+            records = sorted(latest.values(), key=lambda r: (r["size_turns"], per_namespace(r)))
             merged.mkdir(parents=True, exist_ok=True)
             (merged / "perf.json").write_text(json.dumps(records, indent=1), encoding="utf-8")
             write_report(records, merged, load_note=False)
@@ -149,7 +157,9 @@ def _targets(results: list[dict[str, Any]]) -> str:
             return
         value = row.get(key)
         verdict = "met" if value is not None and value <= limit else "missed"
-        load = f" at load {row['load_start']:.1f} / {row['load_end']:.1f}" if "load_start" in row else ""
+        load = ""
+        if key == "search_p95_ms" and "load_start" in row:
+            load = f" at load {row['load_start']:.1f} / {row['load_end']:.1f}"
         if key == "search_p95_ms" and row.get("search_cpu_p95_ms") is not None:
             load += (f"; CPU time p95 {row['search_cpu_p95_ms']:,.1f} ms; plain Chroma p95 "
                      f"{row.get('plain_chroma_p95_ms', float('nan')):,.1f} ms in the same run")
@@ -167,7 +177,7 @@ def _targets(results: list[dict[str, Any]]) -> str:
             f"| opening a store and the first query do not scan every memory | cold open "
             f"{largest.get('cold_open_ms', float('nan')):,.0f} ms reads no memories; the first query reads its own "
             f"namespace once to build its side index ({largest.get('cold_first_query_ms', float('nan')):,.0f} ms), "
-            f"not the other namespaces of the {items:,} items |"
+            f"never the other namespaces (the store holds {items:,} items) |"
         )
     from ltm_agent.app.bench.perf import _exponent
 

@@ -90,7 +90,8 @@ def register(app: Any, bench_app: Any) -> None:
                     key = (record["mode"], record["size_turns"], per_namespace(record))
                     latest.pop(key, None)
                     latest[key] = record
-            records = sorted(latest.values(), key=lambda r: (r["size_turns"], per_namespace(r)))
+            order = {"embedded": 0, "server": 1}
+            records = sorted(latest.values(), key=lambda r: (r["size_turns"], per_namespace(r), order.get(r["mode"], 2)))
             merged.mkdir(parents=True, exist_ok=True)
             (merged / "perf.json").write_text(json.dumps(records, indent=1), encoding="utf-8")
             write_report(records, merged, load_note=False)

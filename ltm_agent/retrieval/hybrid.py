@@ -72,7 +72,8 @@ class RetrievalConfig:
             recency with a 24 h time constant, :func:`ltm_agent.evolution.heat`).
         session_weight: Fuse a ranking of sessions (by their best memories' fused
             scores) into the memories' ranking with this weight (0 = off;
-            :func:`~ltm_agent.retrieval.sessions.fuse_session_ranking`).
+            :func:`~ltm_agent.retrieval.sessions.fuse_session_ranking`). Measured on
+            the dev files: LongMemEval session recall_all@5 up, LoCoMo recall@1024t up.
         session_diversity: Greedy re-ordering over sessions: a memory's score is
             divided by ``1 + session_diversity * n`` for the ``n`` memories of its
             session placed before it (0 = off;
@@ -108,7 +109,7 @@ class RetrievalConfig:
     feedback_modes: tuple[str, ...] = ("dense", "keyword")
     utility_weight: float = 0.0
     heat_weight: float = 0.0
-    session_weight: float = 0.0
+    session_weight: float = 1.0
     session_diversity: float = 0.0
     excerpt_tokens: int = 0
     long_turns_as_context: Literal["never", "recall", "always"] = "recall"

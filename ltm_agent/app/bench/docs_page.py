@@ -90,14 +90,16 @@ item id, so two systems that store the same items rank them the same way (which 
 - `dense-turn`: raw Chroma, one document per turn, cosine similarity. `bm25-turn`: raw `bm25s` keyword search.
 - `ltm`: this library's default configuration (identical for both data sets): hybrid dense + BM25
   search fused by reciprocal rank, context keys (each turn also indexed with its neighbours), the
-  question's time expressions, speaker names and one round of pseudo-relevance feedback.
+  question's time expressions, speaker names, one round of pseudo-relevance feedback and a ranking of
+  sessions fused in.
 - `ltm-no-*`: `ltm` with one mechanism switched off (`hybrid`, `time`, `context`, `speaker`,
-  `feedback`, `long-turns`: on a question about what the assistant said, "you mentioned ...", a turn
-  too long for a context key no longer stands for itself in the context rankings). Opt-in read settings measured against `ltm`: `ltm-session-rank` fuses a ranking of
-  sessions (by their best memories) into the ranking, `ltm-diverse` re-orders so the first places reach
-  more sessions (MMR over sessions), `ltm-excerpts` renders a memory longer than 64 tokens as its
-  sentences that best match the question (the metrics count it by its sources, so an excerpt that
-  dropped the answer still counts: see `retrieval/excerpts.py`); `ltm-rounds` adds rounds as units; `ltm-facts` appends the pattern extractor's facts
+  `feedback`; `long-turns`: on a question about what the assistant said, "you mentioned ...", a turn
+  too long for a context key no longer stands for itself in the context rankings; `session-rank`: no
+  ranking of sessions, by their best memories, fused into the ranking). Opt-in read settings measured
+  against `ltm`: `ltm-diverse` re-orders so the first places reach more sessions (MMR over sessions),
+  `ltm-excerpts` renders a memory longer than 64 tokens as its sentences that best match the question
+  (the metrics count it by its sources, so an excerpt that dropped the answer still counts: see
+  `retrieval/excerpts.py`); `ltm-rounds` adds rounds as units; `ltm-facts` appends the pattern extractor's facts
   to the keys of the turns they came from (same rendered turns, only the ranking can change).
 - Peers with the same embedder: `langgraph-inmemory` (LangGraph's `InMemoryStore`),
   `llamaindex-vectorblock` (LlamaIndex's `VectorMemoryBlock` over `llama-index-vector-stores-chroma`,

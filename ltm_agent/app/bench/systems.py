@@ -6,9 +6,9 @@
   (:class:`~ltm_agent.timeline.EpisodicTimeline` +
   :class:`~ltm_agent.retrieval.HybridRetriever` on a :class:`ChromaStore`).
 * ``ltm-no-long-turns`` - ``ltm`` without long turns standing for themselves in the context
-  rankings on questions about what the assistant said; ``ltm-session-rank``, ``ltm-diverse``, ``ltm-excerpts`` - opt-in read-path settings
-  measured against ``ltm`` (a fused session ranking, diversification over sessions, 64-token
-  query-focused excerpts of longer memories).
+  rankings on questions about what the assistant said; ``ltm-no-session-rank`` - without the
+  fused session ranking; ``ltm-diverse``, ``ltm-excerpts`` - opt-in read-path settings measured
+  against ``ltm`` (diversification over sessions, 64-token query-focused excerpts of longer memories).
 * ``ltm-facts`` - ``ltm`` with fact-augmented keys from the deterministic pattern
   extractor (:class:`LTMFacts`).
 * ``langgraph-inmemory`` - LangGraph's ``InMemoryStore`` with the same embedder (peer).
@@ -412,7 +412,7 @@ SYSTEMS: dict[str, Callable[[Embedder], BenchSystem]] = {
     "ltm-no-feedback": _ltm("ltm-no-feedback", feedback_docs=0),
     "ltm-rounds": _ltm("ltm-rounds", units=("turn", "context", "round")),
     "ltm-no-long-turns": _ltm("ltm-no-long-turns", long_turns_as_context="never"),
-    "ltm-session-rank": _ltm("ltm-session-rank", session_weight=1.0),
+    "ltm-no-session-rank": _ltm("ltm-no-session-rank", session_weight=0.0),
     "ltm-diverse": _ltm("ltm-diverse", session_diversity=0.3),
     "ltm-excerpts": _ltm("ltm-excerpts", excerpt_tokens=64),
     "ltm-facts": _ltm("ltm-facts", LTMFacts),
@@ -433,7 +433,7 @@ DEFAULT_SYSTEMS = (
     "ltm-no-feedback",
     "ltm-rounds",
     "ltm-no-long-turns",
-    "ltm-session-rank",
+    "ltm-no-session-rank",
     "ltm-diverse",
     "ltm-excerpts",
     "ltm-facts",

@@ -358,11 +358,12 @@ def bench_qa(
 def bench_docs(
     runs: list[Path] = typer.Option(..., "--run", help="A bench output folder (repeat for several).", show_default=False),
     out_file: Path = typer.Option(Path("docs/benchmarks.md"), "--out", help="The page to write."),
+    note: str = typer.Option("", "--note", help="How the runs were made (commit, --stride, cache), quoted on the page."),
 ) -> None:
     """Regenerate docs/benchmarks.md from bench output folders (tables and plots as they were written)."""
     from ltm_agent.app.bench.docs_page import write_benchmarks_page
 
-    written = write_benchmarks_page(runs, out_file)
+    written = write_benchmarks_page(runs, out_file, note=note)
     console.print(f"wrote {written}", highlight=False)
 
 

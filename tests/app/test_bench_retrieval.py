@@ -114,6 +114,10 @@ def test_bench_docs_page_is_built_from_run_folders(tmp_path: Path) -> None:
     assert "## Retrieval benchmark: locomo" in page and "(img/locomo-plot.png)" in page
     assert (tmp_path / "docs" / "img" / "locomo-plot.png").exists()
     assert "generated 2026-01-01" in page
+    assert "## The runs on this page" not in page  # no note given: no section
+    noted = write_benchmarks_page([run], tmp_path / "docs" / "b2.md", note="At commit abc1234, `--stride 2`.")
+    section = noted.read_text().split("## The runs on this page\n\n")[1]
+    assert section.startswith("At commit abc1234, `--stride 2`.") and section.index("abc1234") < section.index("## Retrieval")
 
 
 @pytest.mark.parametrize("path", ["live", "langgraph", "llamaindex"])

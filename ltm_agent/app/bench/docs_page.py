@@ -74,9 +74,10 @@ ltm-agent bench qa --dataset locomo --data locomo10_dev.json --out bench-out/qa-
 ltm-agent bench docs --run bench-out/locomo --run bench-out/longmemeval --run bench-out/qa-locomo --out docs/benchmarks.md
 ```
 
-Both retrieval runs take every question of the dev files and the default systems. Embeddings are
+These commands take every question of the dev files and the default systems; how the runs below
+were made (commit, `--stride`/`--limit`, cache) is said under "The runs on this page". Embeddings are
 cached on disk under `DIR/cache/` (a re-run after a crash resumes from `results.jsonl` and embeds
-nothing twice); the runs below started from an empty cache. The `ltm` ablations that write the
+nothing twice), so a cached run's speed table still times an uncached embedder. The `ltm` ablations that write the
 same items (`ltm`, `ltm-no-hybrid`, `ltm-no-time`, `ltm-no-speaker`, `ltm-no-feedback` and the other
 read-only settings) share one
 store and one ingest per conversation, so the ingest table lists it once, under `ltm`. On
@@ -119,9 +120,12 @@ def _demote(markdown: str) -> str:
     return re.sub(r"^(#+) ", lambda m: "#" + m.group(1) + " ", markdown, flags=re.MULTILINE)
 
 
-def write_benchmarks_page(runs: Sequence[Path], out: Path) -> Path:
+def write_benchmarks_page(runs: Sequence[Path], out: Path, *, note: str = "") -> Path:
     """Write ``out`` from each run folder: its report and plot re-rendered from ``summary.json``
     (``report.md`` and its plots as written, for a folder without a full summary).
+
+    ``note`` says how the runs were made (commit, options, cache); it is quoted on the page
+    under "The runs on this page", before the runs' own sections.
 
     Plots go next to the page under ``img/<run folder name>-<plot>``.
 
@@ -140,6 +144,8 @@ def write_benchmarks_page(runs: Sequence[Path], out: Path) -> Path:
     images = out.parent / "img"
     images.mkdir(parents=True, exist_ok=True)
     sections = [INTRO]
+    if note.strip():
+        sections.append("## The runs on this page\n\n" + note.strip())
     for run in runs:
         report = _rendered(Path(run), images)
         config = run / "summary.json"

@@ -11,8 +11,10 @@ given a query, the retriever's ranking with each signal that produced it:
   text and through its context key), with the cosine similarity and the BM25
   score, from the same store searches the retriever makes first;
 - **RRF share**: ``weight / (rrf_k + rank)`` summed over those rankings;
-  **feedback** is the rest of the fused score (the second, pseudo-relevance
-  feedback pass), before the speaker boost;
+  **session**: what the ranking of sessions added (the same for every memory of
+  a session; measured by ranking again without it); **feedback** is the rest of
+  the fused score (the second, pseudo-relevance feedback pass), before the
+  speaker boost;
 - **time window**: whether the memory's event time is inside the window resolved
   from the query ("last Tuesday"), which moves it to the front;
 - **speaker**: whether the query names the memory's speaker (score x ``1 + speaker_boost``).
@@ -89,6 +91,7 @@ class Explanation:
     feedback: float
     in_window: bool | None
     speaker_named: bool
+    session: float = 0.0
 
 
 @dataclass
@@ -151,7 +154,8 @@ def _explain(store: MemoryStore, namespace: Namespace, query: str, reference_tim
     report.time_window = f"{window.expression!r}: {_day(window.start)} .. {_day(window.end)}" if window else None
     report.settings = {"units": list(config.units), "rrf_k": config.rrf_k, "dense_weight": config.dense_weight,
                        "keyword_weight": config.keyword_weight, "feedback_docs": config.feedback_docs,
-                       "speaker_boost": config.speaker_boost, "candidates": config.candidates}
+                       "speaker_boost": config.speaker_boost, "session_weight": config.session_weight,
+                       "candidates": config.candidates}
     # The first-pass rankings the retriever fuses: one per search mode and unit kind.
     signals: dict[str, dict[str, str]] = {}
     shares: dict[str, float] = {}
@@ -172,12 +176,22 @@ def _explain(store: MemoryStore, namespace: Namespace, query: str, reference_tim
                 label = "cosine" if mode == "dense" else "BM25"
                 signals.setdefault(value, {})[f"{mode} via {unit}"] = f"#{rank} ({label} {score:.3f})"
                 shares[value] = shares.get(value, 0.0) + weight / (config.rrf_k + rank)
+    # The session ranking is fused last (after the speaker boost): its part is the score's change
+    # when the same query is ranked without it.
+    session_part: dict[str, float] = {}
+    if config.session_weight:
+        alone = HybridRetriever(store, config.but(session_weight=0.0)).ranked_items(
+            namespace, query, reference_time=reference_time
+        )
+        before = {_value(item): score for item, score in alone}
+        session_part = {_value(i): s - before[_value(i)] for i, s in ranked if _value(i) in before}
     words = {w.lower() for w in _WORD.findall(query)}
     for rank, (item, score) in enumerate(ranked, start=1):
         value = _value(item)
         speaker = str(item.metadata.get("speaker", "")).lower()
         named = bool(config.speaker_boost) and bool(speaker) and speaker in words
-        base = score / (1.0 + config.speaker_boost) if named else score
+        session = session_part.get(value, 0.0)
+        base = (score - session) / (1.0 + config.speaker_boost) if named else score - session
         event = item.metadata.get("event_ts")
         when = datetime.fromtimestamp(float(event), tz=reference_time.tzinfo if reference_time else None) \
             if isinstance(event, (int, float)) else None
@@ -187,6 +201,7 @@ def _explain(store: MemoryStore, namespace: Namespace, query: str, reference_tim
             signals=signals.get(value, {}), rrf_share=round(shares.get(value, 0.0), 6),
             feedback=round(max(base - shares.get(value, 0.0), 0.0), 6),
             in_window=None if window is None else window.contains(when), speaker_named=named,
+            session=round(session, 6),
         ))
 
 
@@ -278,7 +293,7 @@ def print_report(report: InspectReport, console: Console) -> None:
 
 def _signal_lines(e: Explanation) -> list[str]:
     lines = [f"{name} {value}" for name, value in e.signals.items()] or ["not in the first-pass rankings"]
-    lines.append(f"RRF {e.rrf_share:.4f} + feedback {e.feedback:.4f}")
+    lines.append(f"RRF {e.rrf_share:.4f} + feedback {e.feedback:.4f} + session {e.session:.4f}")
     if e.in_window is not None:
         lines.append("in the time window" if e.in_window else "outside the time window")
     if e.speaker_named:

@@ -73,7 +73,11 @@ def test_rrf_shares_reproduce_the_retriever_without_feedback(store: InMemoryStor
     report = build_report(store, NS, query="Where does Maya live and work?", reference_time=ASKED, k=8, config=plain)
     assert len(report.explanations) == 8
     for e in report.explanations:  # the inspector's own per-signal ranks add up to the retriever's fused score
-        assert e.feedback < 1e-6 and abs(e.rrf_share - e.score) < 1e-6, e
+        assert e.feedback < 1e-6 and abs(e.rrf_share + e.session - e.score) < 1e-6, e
+    assert any(e.session > 0 for e in report.explanations)  # the default fuses a ranking of sessions
+    alone = build_report(store, NS, query="Where does Maya live and work?", reference_time=ASKED, k=8,
+                         config=plain.but(session_weight=0.0))
+    assert all(e.session == 0.0 and abs(e.rrf_share - e.score) < 1e-6 for e in alone.explanations)
 
 
 def test_time_window_is_reported(store: InMemoryStore) -> None:

@@ -11,12 +11,13 @@ without stop words, cut to a 5-letter prefix, each weighed by how few of
 the memory's sentences hold it): cheap enough for the read
 path, and deterministic.
 
-Caveat, stated in the benchmark docs: the recall metrics count a memory as
-covered by its sources, so an excerpt that missed the answer still counts;
+The benchmark does not credit an excerpt for an evidence turn whose answer it
+cut (:func:`is_excerpt` finds excerpts in rendered text; the harness checks
+whether the gold answer, found in the whole turn, is still in the excerpt).
 :func:`excerpt` keeps the sentence with the most query words, which is where
 the answer is when the question names what it asks about.
 
-Core function: :func:`excerpt`.
+Core functions: :func:`excerpt`, :func:`is_excerpt`.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ from collections import Counter
 
 from ltm_agent.tokens import count_tokens
 
-__all__ = ["EXCERPT_MARK", "excerpt"]
+__all__ = ["EXCERPT_MARK", "excerpt", "is_excerpt"]
 
 EXCERPT_MARK = "[excerpt of a {tokens}-token memory]"
 """Appended to an excerpt: the reader knows it sees part of a memory and how much is left out."""
 
+_MARK = re.compile(r"\[excerpt of a \d+-token memory\]$")
 _SENTENCE = re.compile(r"(?<=[.!?:])\s+|\n+")
 _WORD = re.compile(r"[a-z0-9][a-z0-9'-]+")
 _STOP = frozenset(
@@ -45,6 +47,16 @@ _STOP = frozenset(
 
 def _terms(text: str) -> set[str]:
     return {w[:5] for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 2}
+
+
+def is_excerpt(text: str) -> bool:
+    """Whether a rendered memory is an excerpt (ends with :data:`EXCERPT_MARK`).
+
+    Example:
+        >>> is_excerpt("assistant: … Try tram 28. [excerpt of a 193-token memory]"), is_excerpt("Try tram 28.")
+        (True, False)
+    """
+    return _MARK.search(text) is not None
 
 
 def excerpt(text: str, query: str, max_tokens: int) -> str | None:

@@ -268,3 +268,23 @@ def test_exact_match_is_token_set_equality() -> None:
 def test_unknown_category_is_refused() -> None:
     with pytest.raises(InvalidInputError, match="category must be 1-5"):
         locomo_f1("x", "x", 6)
+
+
+def test_an_excerpt_that_cut_the_answer_does_not_cover_its_evidence_turn() -> None:
+    from ltm_agent.app.bench.datasets import Question
+    from ltm_agent.app.bench.retrieval_bench import cut_evidence
+
+    question = Question(id="q", dataset="locomo", category="4", text="Which tram did you suggest?",
+                       answer="Tram 28", evidence=("D1:1",), conversation_id="c")
+    turns = {"D1:1": "assistant: Lisbon is hilly. Take tram 28 early.", "D1:2": "user: thanks, tram 28 it is"}
+    cut = "assistant: Lisbon is hilly. … [excerpt of a 300-token memory]"
+    kept = "assistant: … Take tram 28 early. [excerpt of a 300-token memory]"
+    assert cut_evidence(cut, ["D1:1"], question, turns) == ["D1:1"]
+    assert cut_evidence(kept, ["D1:1"], question, turns) == []
+    assert cut_evidence(turns["D1:1"], ["D1:1"], question, turns) == []  # a whole memory is never checked
+    assert cut_evidence(cut, ["D1:2"], question, turns) == []  # not evidence
+    reworded = question.model_copy(update={"answer": "the number 28 tram"})
+    assert cut_evidence(cut, ["D1:1"], reworded, turns) == []  # cannot be checked: keeps its credit
+    item = {"tokens": 20, "sources": ["D1:1"]}
+    assert score_question([item], ["D1:1"])["recall@256t"] == 1.0
+    assert score_question([{**item, "cut_evidence": ["D1:1"]}], ["D1:1"])["recall@256t"] == 0.0

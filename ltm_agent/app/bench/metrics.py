@@ -16,6 +16,9 @@ Rules (quoted from the contract):
 * **recall@k / recall_all@k**: the same over the first k items.
 * **session_recall_all@k** (LongMemEval): sessions of the covered turns in
   rank order until k distinct sessions; 1 when all evidence sessions are among them.
+* An item's ``cut_evidence`` (an excerpt that cut those evidence turns'
+  answer; see :func:`ltm_agent.app.bench.retrieval_bench.cut_evidence`) is
+  taken out of its sources before any metric.
 * **ndcg@10**: binary relevance (an item is relevant when any source is
   evidence), DCG = Σ rel_i / log2(i + 1); the ideal DCG has
   min(10, |evidence|) relevant items first; capped at 1.
@@ -290,9 +293,9 @@ def _parse(retrieved: Sequence[object]) -> list[_Item]:
 
 def _item(entry: object, rank: int) -> _Item:
     if isinstance(entry, Mapping):
-        tokens, sources = entry.get("tokens"), entry.get("sources")
+        tokens, sources, cut = entry.get("tokens"), entry.get("sources"), entry.get("cut_evidence")
     else:
-        tokens, sources = getattr(entry, "tokens", None), getattr(entry, "sources", None)
+        tokens, sources, cut = getattr(entry, "tokens", None), getattr(entry, "sources", None), None
     if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
         raise InvalidInputError(
             f"retrieved item {rank} needs 'tokens', a non-negative int, got {describe(tokens)}; "
@@ -305,6 +308,8 @@ def _item(entry: object, rank: int) -> _Item:
             f"retrieved item {rank} needs 'sources', a list of turn ids, got {describe(sources)}; "
             f"list the ids of the turns the item came from"
         )
+    if cut:  # an excerpt that cut these evidence turns' answer does not cover them
+        sources = [s for s in sources if s not in set(cut)]
     return _Item(tokens, tuple(sources))
 
 

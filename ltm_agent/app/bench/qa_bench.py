@@ -125,7 +125,7 @@ def run_qa_bench(
             dates[conversation.id] = turn_times(conversation)
         context = with_turn_times(pack_context(items, budget_tokens), dates[conversation.id])
         reply = the_reader.answer(question, context)
-        row = retrieval_row(name, dataset, question, items, latency)
+        row = retrieval_row(name, dataset, question, items, latency, conversation)
         row.update(config)
         row.update(
             answer=reply.answer,

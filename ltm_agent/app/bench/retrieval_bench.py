@@ -13,6 +13,7 @@ Core functions: :func:`run_retrieval_bench`, and :func:`run_bench_loop`, the loo
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -28,10 +29,12 @@ from ltm_agent.embeddings import Embedder, default_embedder
 from ltm_agent.errors import MissingExtraError
 from ltm_agent.loaders import load_conversations
 from ltm_agent.records import MemoryItem
+from ltm_agent.retrieval.excerpts import is_excerpt
 
 __all__ = [
     "UNAVAILABLE_FILE",
     "BenchRun",
+    "cut_evidence",
     "RowMaker",
     "build_systems",
     "retrieval_row",
@@ -181,16 +184,66 @@ RowMaker = Callable[[str, Conversation, Question, list[MemoryItem], float], dict
 """Builds one ``results.jsonl`` line: ``(system, conversation, question, ranked items, latency ms) -> dict``."""
 
 
+_NON_WORD = re.compile(r"[^0-9a-z]+")
+
+
+def _normal(text: str) -> str:
+    return f" {_NON_WORD.sub(' ', text.lower()).strip()} "
+
+
+def cut_evidence(text: str, sources: Sequence[str], question: Question, turns: dict[str, str]) -> list[str]:
+    """Evidence turns an excerpt stands for but whose answer it cut.
+
+    An item rendered as an excerpt (:func:`~ltm_agent.retrieval.excerpts.is_excerpt`)
+    still names its whole turn as its source. When the question's gold answer
+    (3 or more characters, compared as lowercase words) is in the whole evidence
+    turn but not in the excerpt, the excerpt does not carry that evidence: the
+    metrics do not credit it (``cut_evidence`` in ``results.jsonl``). An answer the
+    turn words differently cannot be checked, and the excerpt keeps its credit.
+
+    Example:
+        >>> from ltm_agent.app.bench.datasets import Question
+        >>> q = Question(id="q", dataset="locomo", category="4", text="Which tram?", answer="tram 28",
+        ...              evidence=("D1:1",), conversation_id="c")
+        >>> cut_evidence("… Go early. [excerpt of a 90-token memory]", ["D1:1"], q, {"D1:1": "Take tram 28. Go early."})
+        ['D1:1']
+    """
+    answer = _normal(str(question.answer))
+    if not is_excerpt(text) or len(answer.strip()) < 3:
+        return []
+    kept = _normal(text)
+    return [
+        s for s in sources
+        if s in question.evidence and answer in _normal(turns.get(s, "")) and answer not in kept
+    ]
+
+
 def retrieval_row(
-    system: str, dataset: str, question: Question, items: Sequence[MemoryItem], latency_ms: float
+    system: str,
+    dataset: str,
+    question: Question,
+    items: Sequence[MemoryItem],
+    latency_ms: float,
+    conversation: Conversation | None = None,
 ) -> dict:
-    """The contract's retrieval line for one (system, question)."""
+    """The contract's retrieval line for one (system, question).
+
+    With ``conversation``, each excerpted item lists the evidence turns whose answer it cut
+    (:func:`cut_evidence`), which the metrics then do not credit to it.
+    """
+    retrieved = retrieved_payload(items)
+    if conversation is not None and any(is_excerpt(entry["text"]) for entry in retrieved):
+        turns = {t.id: t.text for s in conversation.sessions for t in s.turns}
+        for entry in retrieved:
+            cut = cut_evidence(entry["text"], entry["sources"], question, turns)
+            if cut:
+                entry["cut_evidence"] = cut
     return {
         "system": system,
         "dataset": dataset,
         "question_id": question.id,
         "category": question.category,
-        "retrieved": retrieved_payload(items),
+        "retrieved": retrieved,
         "latency_ms": round(latency_ms, 3),
     }
 
@@ -348,8 +401,8 @@ def run_retrieval_bench(
     """
     from ltm_agent.app.bench.report import write_reports
 
-    def make_row(name: str, _: Conversation, question: Question, items: list[MemoryItem], latency: float) -> dict:
-        return retrieval_row(name, dataset, question, items, latency)
+    def make_row(name: str, conversation: Conversation, question: Question, items: list[MemoryItem], latency: float) -> dict:
+        return retrieval_row(name, dataset, question, items, latency, conversation)
 
     planned = run_bench_loop(
         dataset, data, out_dir, systems=systems, make_row=make_row, limit=limit, stride=stride,

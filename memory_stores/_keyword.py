@@ -4,8 +4,10 @@ A :class:`KeywordIndex` holds one namespace's ``(id, index_text, metadata)``
 and answers keyword searches with BM25 (the Lucene variant as ``bm25s``
 computes it: ``idf = ln(1 + (N - df + .5) / (df + .5))``, term part
 ``tf / (tf + k1 (1 - b + b dl / avgdl))``, k1 = 1.5, b = 0.75). It is a
-*derived* structure: stores rebuild it from their source of truth when they
-cannot follow the changes, so it is never persisted and never authoritative.
+*derived* structure, never authoritative: stores rebuild it from their source
+of truth when they cannot follow the changes. :meth:`KeywordIndex.state` and
+:meth:`KeywordIndex.from_state` turn it into plain arrays and back without
+tokenizing (the Chroma store's snapshots use them).
 
 Unlike a ``bm25s`` index it changes in place: :meth:`KeywordIndex.upsert`
 and :meth:`KeywordIndex.remove` cost the size of the documents they touch,
@@ -196,6 +198,95 @@ class KeywordIndex:
             self._slots.append(array("l", (s for s, _ in keep)))
             self._tfs.append(array("f", (tf for _, tf in keep)))
 
+    def state(self) -> dict[str, Any]:
+        """The index as plain data (no tombstones: swept first), for :meth:`from_state`.
+
+        Returns ``ids`` (documents in slot order), ``vocab`` (tokens in term-id order) and
+        the postings as three numpy arrays: ``postings_ptr`` (term ``t``'s postings are
+        ``postings_ptr[t]:postings_ptr[t + 1]``), ``postings_slots`` (int64) and
+        ``postings_tfs`` (float32). Metadata is not included: the caller holds it per id.
+        Everything else (lengths, document frequencies, each document's terms) follows
+        from the postings, so a loaded index cannot disagree with itself.
+        """
+        if len(self._ids) != len(self._slot):
+            self._sweep()
+        sizes = np.fromiter((len(s) for s in self._slots), dtype=np.int64, count=len(self._slots))
+        ptr = np.zeros(len(sizes) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=ptr[1:])
+        slots = b"".join(s.tobytes() for s in self._slots)
+        tfs = b"".join(t.tobytes() for t in self._tfs)
+        vocab = [""] * len(self._vocab)
+        for token, term in self._vocab.items():
+            vocab[term] = token
+        return {
+            "ids": list(self._ids),
+            "vocab": vocab,
+            "postings_ptr": ptr,
+            "postings_slots": np.frombuffer(slots, dtype=np.int64).copy(),
+            "postings_tfs": np.frombuffer(tfs, dtype=np.float32).copy(),
+        }
+
+    @classmethod
+    def from_state(
+        cls,
+        ids: Sequence[str],
+        metadatas: Sequence[Mapping[str, Any]],
+        vocab: Sequence[str],
+        postings_ptr: np.ndarray,
+        postings_slots: np.ndarray,
+        postings_tfs: np.ndarray,
+    ) -> KeywordIndex:
+        """Rebuild an index from :meth:`state` without tokenizing anything.
+
+        Args:
+            ids: Document ids in slot order (unique).
+            metadatas: Each document's metadata, in the same order.
+            vocab: Tokens in term-id order (unique).
+            postings_ptr: ``len(vocab) + 1`` int64 offsets into the postings, from 0, non-decreasing.
+            postings_slots: Slots per term, strictly increasing within each term.
+            postings_tfs: Term frequencies (whole numbers >= 1), one per posting.
+
+        Raises:
+            ValueError: The state is inconsistent (wrong types, shapes, ranges or duplicates).
+
+        Example:
+            >>> index = KeywordIndex(["a", "b"], ["red apples", "green pears"], [{}, {}])
+            >>> state = index.state()
+            >>> copy = KeywordIndex.from_state(state["ids"], [{}, {}], state["vocab"],
+            ...     state["postings_ptr"], state["postings_slots"], state["postings_tfs"])
+            >>> copy.search("apple") == index.search("apple")
+            True
+        """
+        n, terms = len(ids), len(vocab)
+        ptr, slots, tfs = _checked_postings(n, terms, postings_ptr, postings_slots, postings_tfs)
+        if len(metadatas) != n or not all(isinstance(m, Mapping) for m in metadatas):
+            raise ValueError("metadatas must be one mapping per id")
+        if not all(isinstance(i, str) for i in ids) or len(set(ids)) != n:
+            raise ValueError("ids must be unique strings")
+        if not all(isinstance(t, str) for t in vocab) or len(set(vocab)) != terms:
+            raise ValueError("vocab must be unique strings")
+        index = cls()
+        index._ids = list(ids)
+        index._slot = {item_id: slot for slot, item_id in enumerate(ids)}
+        index._metadatas = list(metadatas)
+        index._vocab = {token: term for term, token in enumerate(vocab)}
+        sizes = np.diff(ptr)
+        index._df = sizes.tolist()
+        index._slots, index._tfs = [], []
+        for start, stop in zip(ptr[:-1].tolist(), ptr[1:].tolist()):
+            index._slots.append(array("l", slots[start:stop].tobytes()))
+            index._tfs.append(array("f", tfs[start:stop].tobytes()))
+        lengths = np.bincount(slots, weights=tfs, minlength=n).astype(np.float32)
+        index._length = array("f", lengths.tobytes())
+        index._alive = array("b", bytes([1]) * n)
+        index._total_length = float(lengths.astype(np.float64).sum())
+        # Each document's terms, to undo its document frequencies when it is removed.
+        term_of = np.repeat(np.arange(terms, dtype=np.int64), sizes)
+        order = np.argsort(slots, kind="stable")
+        bounds = np.cumsum(np.bincount(slots, minlength=n))[:-1]
+        index._terms = [tuple(part.tolist()) for part in np.split(term_of[order], bounds)] if n else []
+        return index
+
     def search(
         self,
         query: str,
@@ -213,7 +304,9 @@ class KeywordIndex:
         live = len(self._slot)
         if not live:
             return []
-        terms = sorted({self._vocab[t] for t in tokenize(query) if t in self._vocab})
+        # Summed in token order, not term-id order: a term's id depends on the order the index
+        # was filled in, and scores must not (a rebuilt and a loaded index rank alike to the bit).
+        terms = [self._vocab[t] for t in sorted({t for t in tokenize(query) if t in self._vocab})]
         terms = [t for t in terms if self._df[t] > 0]
         if not terms:
             return []
@@ -277,3 +370,27 @@ class KeywordIndex:
                     break
             start = stop
         return ranked
+
+
+def _checked_postings(
+    n: int, terms: int, ptr: Any, slots: Any, tfs: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The postings arrays as int64/int64/float32, or ``ValueError`` when they cannot be an index's."""
+    for name, value, kind in (("postings_ptr", ptr, "i"), ("postings_slots", slots, "i"), ("postings_tfs", tfs, "f")):
+        if not isinstance(value, np.ndarray) or value.ndim != 1 or value.dtype.kind != kind:
+            raise ValueError(f"{name} must be a 1-d numpy array of kind {kind!r}")
+    ptr, slots, tfs = ptr.astype(np.int64), slots.astype(np.int64), tfs.astype(np.float32)
+    if len(ptr) != terms + 1 or ptr[0] != 0 or ptr[-1] != len(slots) or len(tfs) != len(slots):
+        raise ValueError("postings_ptr must run from 0 to the number of postings, one offset per term and one more")
+    if np.any(np.diff(ptr) < 0):
+        raise ValueError("postings_ptr must be non-decreasing")
+    if len(slots) and (slots.min() < 0 or slots.max() >= n):
+        raise ValueError(f"postings_slots must lie in [0, {n})")
+    if not np.all(np.isfinite(tfs)) or np.any(tfs < 1) or np.any(tfs != np.round(tfs)):
+        raise ValueError("postings_tfs must be whole numbers >= 1")
+    steps = np.diff(slots)
+    starts = np.zeros(len(slots), dtype=bool)
+    starts[ptr[:-1][ptr[:-1] < len(slots)]] = True
+    if np.any((steps <= 0) & ~starts[1:]):
+        raise ValueError("postings_slots must increase strictly within each term")
+    return ptr, slots, tfs

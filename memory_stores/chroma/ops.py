@@ -146,6 +146,12 @@ def _stored_metadata(item: StoredItem) -> dict[str, Any]:
     return meta
 
 
+def _source(collection: Any) -> str | None:
+    """The collection's id, which a side entry's snapshot records (a re-created collection gets a new one)."""
+    found = getattr(collection, "id", None)
+    return None if found is None else str(found)
+
+
 def _stamp(meta: Any) -> tuple[int, str]:
     meta = meta or {}
     return int(meta.get("_updated_us", 0)), str(meta.get("_writer", ""))
@@ -169,12 +175,28 @@ def put_namespace(
         # (list_namespaces skips those), never items that no listing finds.
         yield Call(REGISTRY_HANDLE, "upsert", registry_record(namespace))
         cache.registered.add(namespace)
+    cache.writing(namespace)
+    try:
+        yield from _put_chunks(namespace, items, vectors, max_batch, cache, writer, collection)
+    finally:
+        cache.done(namespace)
+
+
+def _put_chunks(
+    namespace: Namespace,
+    items: Sequence[StoredItem],
+    vectors: np.ndarray,
+    max_batch: int,
+    cache: SideCache,
+    writer: str,
+    collection: Any,
+) -> Step:
     if cache.exclusive and cache.get(namespace) is None:
         # A new namespace gets its side entry now and the writes fill it: no read-back after a bulk
         # ingest. (A write by another thread since `generation` makes the entry sync once.)
         generation = cache.generation(namespace)
         if not (yield Call(collection, "count", {})):
-            cache.install(namespace, SideEntry(exact=True), generation)
+            cache.install(namespace, SideEntry(exact=True, source=_source(collection)), generation)
     for start in range(0, len(items), max_batch):
         chunk = list(items[start : start + max_batch])
         rows = vectors[start : start + max_batch]
@@ -220,9 +242,14 @@ def delete(op: DeleteOp, cache: SideCache) -> Step:
         removed = 0
         if collection is not None:
             removed = yield Call(collection, "count", {})
-            yield Call(CLIENT, "delete_collection", {"name": collection_name(namespace)}, missing_ok=True)
-            yield Forget(namespace)
-        cache.forget(namespace)
+        cache.erasing(namespace)  # even without a collection: a snapshot must not outlive its namespace
+        try:
+            if collection is not None:
+                yield Call(CLIENT, "delete_collection", {"name": collection_name(namespace)}, missing_ok=True)
+                yield Forget(namespace)
+            cache.forget(namespace)
+        finally:
+            cache.done(namespace)
         yield Call(REGISTRY_HANDLE, "delete", {"ids": [registry_id(namespace)]})
         if collection is not None:
             yield Compact()
@@ -239,16 +266,18 @@ def delete(op: DeleteOp, cache: SideCache) -> Step:
         if not existing["ids"]:
             continue
         landed = False
+        cache.erasing(namespace)  # the snapshot goes before the text does: it would outlive the delete
         try:
             yield Call(collection, "delete", {"ids": list(existing["ids"])})
             landed = True
+            removed += len(existing["ids"])
+            entry = cache.wrote(namespace)
+            if entry is not None:
+                entry.remove(existing["ids"])
         finally:
             if not landed:
                 cache.failed(namespace)
-        removed += len(existing["ids"])
-        entry = cache.wrote(namespace)
-        if entry is not None:
-            entry.remove(existing["ids"])
+            cache.done(namespace)
     return removed
 
 
@@ -327,7 +356,10 @@ def dense_search(op: SearchOp, cache: SideCache, writer: str, synced: set[Namesp
     # Reading documents and metadata back from Chroma is most of a query's time; when
     # the namespace's side index is current it already holds them (and the vectors).
     entry = cache.get(op.namespace)
-    if entry is not None and op.namespace not in synced and not cache.current(entry):
+    if entry is None and cache.snapshots is not None and cache.snapshots.exists(op.namespace):
+        # Loading a snapshot costs less than Chroma's first HNSW query, and then search is exact.
+        entry = yield from current_entry(op.namespace, cache, writer, synced)
+    elif entry is not None and op.namespace not in synced and not cache.current(entry):
         if (yield from _sync(op.namespace, entry, collection, writer)):
             synced.add(op.namespace)
         else:
@@ -399,6 +431,14 @@ def current_entry(namespace: Namespace, cache: SideCache, writer: str, synced: s
     if collection is None:
         cache.forget(namespace)
         return None
+    if entry is None and cache.snapshots is not None:
+        # A cold read: the snapshot of an earlier process, synced like an entry after a failed
+        # write (records since its newest, minus the skew, of writers it cannot vouch for), else a rebuild.
+        generation = cache.generation(namespace)
+        entry = cache.snapshots.load(namespace, collection)
+        if entry is not None:
+            entry.suspect = True
+            cache.install(namespace, entry, generation)
     if entry is not None and (yield from _sync(namespace, entry, collection, writer)):
         synced.add(namespace)
         return entry
@@ -414,7 +454,7 @@ def current_entry(namespace: Namespace, cache: SideCache, writer: str, synced: s
 
 def _rebuild(namespace: Namespace, collection: Any) -> Step:
     size = yield Call(collection, "count", {})
-    entry = SideEntry(exact=size <= EXACT_DENSE_MAX)
+    entry = SideEntry(exact=size <= EXACT_DENSE_MAX, source=_source(collection))
     include = [*_ITEM_FIELDS, *(["embeddings"] if entry.exact else [])]
     offset = 0
     while True:  # one page at a time: the rebuild never holds the namespace's raw records at once
@@ -452,8 +492,11 @@ def _sync(namespace: Namespace, entry: SideEntry, collection: Any, writer: str) 
         window = {"_updated_us": {"$gt": high}}  # everything older has landed and was seen
     else:
         window = {"_updated_us": {"$gt": high - SKEW_US}}
-        if not entry.suspect:
-            others = {"$or": [{"_writer": {"$ne": writer}}, {"_updated_us": {"$gt": high}}]}
+        # Writers whose records up to `high` the entry holds: its own (applied in place) unless a
+        # write failed; for an entry restored from a snapshot, the snapshot's own writers.
+        trusted = sorted(entry.trusted or ()) if entry.suspect else [writer]
+        if trusted:
+            others = {"$or": [{"_writer": {"$nin": trusted}}, {"_updated_us": {"$gt": high}}]}
             window = {"$and": [window, others]}
     recent = yield from _get_where(collection, window, ["metadatas"])
     changed = [i for i, m in zip(recent["ids"], recent["metadatas"]) if entry.stamps.get(i) != _stamp(m)]
@@ -465,6 +508,7 @@ def _sync(namespace: Namespace, entry: SideEntry, collection: Any, writer: str) 
         _apply(namespace, entry, got)
     size = yield Call(collection, "count", {})
     entry.suspect = False
+    entry.trusted = None
     if now_us > high + SKEW_US and entry.high_us == high:
         entry.settled = True
     return int(size) == len(entry)

@@ -2,8 +2,8 @@
 
 Chroma has no BM25, so a :class:`SideEntry` keeps, per namespace, a
 :class:`~ltm_agent.memory_stores._keyword.KeywordIndex`, the decoded items and
-(up to :data:`EXACT_DENSE_MAX` items) their unit vectors. It is derived data,
-never persisted, and it follows the store like this:
+(up to :data:`EXACT_DENSE_MAX` items) their unit vectors. It is derived data
+(Chroma is the truth), and it follows the store like this:
 
 * **Own writes** (this store object's puts and deletes) are applied to the
   entry in place right after Chroma acknowledged them: a read after a write
@@ -24,12 +24,20 @@ private in-memory store) the cache is *exclusive*: an entry is then current
 by construction and reads skip the questions to Chroma, except after a write
 that failed half-way (the entry is then ``suspect`` and syncs once).
 
+**Snapshots** (embedded directories only, :mod:`~ltm_agent.memory_stores.chroma.snapshot`):
+when the last store object of a directory in a process closes, each cached entry that changed
+since its last snapshot is saved to ``<dir>/ltm-side/``. A later process's first read of the
+namespace loads it instead of reading the namespace back, then syncs it like an entry after a
+failed write (records since its newest stamp minus :data:`SKEW_US`, except those of the writers
+it was saved from, which it holds; then the count). A delete in a namespace removes its
+snapshot first. Snapshots are never written for ephemeral or server stores.
+
 :class:`SideCache` holds the entries, least recently used first out beyond
 ``max_items`` items in all, so a store with a million memories keeps only
 the namespaces being read in memory (RSS does not grow with the number of
 namespaces touched).
 
-Core types: :class:`SideEntry`, :class:`SideCache`.
+Core types: :class:`SideEntry`, :class:`SideCache`, :class:`EntryParts`.
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -48,7 +56,10 @@ from ltm_agent.namespaces import Namespace
 from ltm_agent.records import ScoredItem, StoredItem
 from ltm_agent.store import SearchOp
 
-__all__ = ["EXACT_DENSE_MAX", "SKEW_US", "SideCache", "SideEntry", "shared_cache"]
+if TYPE_CHECKING:
+    from ltm_agent.memory_stores.chroma.snapshot import SnapshotDir
+
+__all__ = ["EXACT_DENSE_MAX", "SKEW_US", "EntryParts", "SideCache", "SideEntry", "shared_cache"]
 
 EXACT_DENSE_MAX = 250_000
 """Namespaces of up to this many items keep their vectors in the side index, and dense search
@@ -64,12 +75,44 @@ and still be found: covers the time between stamping a write and Chroma applying
 differences between machines writing through one server."""
 
 
-class SideEntry:
-    """One namespace's side index; every method runs under the entry's own lock."""
+class EntryParts(NamedTuple):
+    """What a snapshot of a :class:`SideEntry` holds (see :mod:`~ltm_agent.memory_stores.chroma.snapshot`)."""
 
-    def __init__(self, exact: bool) -> None:
+    version: int
+    """The entry's change counter when the parts were taken."""
+    high_us: int
+    exact: bool
+    items: list[StoredItem]
+    stamps: list[tuple[int, str]]
+    """``(_updated_us, _writer)`` of each item, in the order of ``items``."""
+    vectors: np.ndarray
+    """Unit vectors (float32), one row per item in the order of ``items``; ``(0, 0)`` unless exact."""
+    keyword: dict[str, Any]
+    """:meth:`KeywordIndex.state` of the entry's index."""
+
+
+class SideEntry:
+    """One namespace's side index; every method runs under the entry's own lock.
+
+    Args:
+        exact: Keep vectors for exact dense search.
+        source: The id of the Chroma collection the entry mirrors (a snapshot names it, so
+            a snapshot of a deleted and re-created collection is refused).
+    """
+
+    def __init__(self, exact: bool, source: str | None = None) -> None:
         self.lock = threading.RLock()
         self.exact = exact
+        self.source = source
+        self.version = 0
+        """Bumped by every change: the entry needs a new snapshot while it differs from ``saved``."""
+        self.saved = -1
+        """The ``version`` its snapshot holds (-1: none)."""
+        self.retired = False
+        """Its namespace was deleted: it must never be saved again."""
+        self.trusted: frozenset[str] | None = None
+        """Set on an entry restored from a snapshot, until its first sync: the writers whose records
+        stamped up to ``high_us`` it holds for sure (a snapshot is taken with no write in flight)."""
         self.index = KeywordIndex()
         self.items: dict[str, StoredItem] = {}
         self.stamps: dict[str, tuple[int, str]] = {}  # id -> (_updated_us, _writer)
@@ -90,6 +133,7 @@ class SideEntry:
     def apply(self, items: Sequence[StoredItem], stamps: Sequence[tuple[int, str]], vectors: Any) -> None:
         """Insert or replace items (their vectors only matter when the entry is exact)."""
         with self.lock:
+            self.version += 1
             for n, (item, stamp) in enumerate(zip(items, stamps)):
                 self.index.upsert(item.id, item.index_text, item.metadata)
                 self.items[item.id] = item
@@ -110,6 +154,7 @@ class SideEntry:
 
     def remove(self, ids: Iterable[str]) -> None:
         with self.lock:
+            self.version += 1
             for item_id in ids:
                 self.index.remove(item_id)
                 self.items.pop(item_id, None)
@@ -119,6 +164,54 @@ class SideEntry:
                     self._row_ids[row] = None
                     self._matrix[row] = 0.0
                     self._alive[row] = False
+
+    def parts(self) -> EntryParts:
+        """A consistent copy of everything a snapshot holds (the keyword index is swept first)."""
+        with self.lock:
+            ids = list(self.items)
+            if self.exact and ids:
+                vectors = self._matrix[np.fromiter((self._row[i] for i in ids), dtype=np.int64, count=len(ids))]
+            else:
+                vectors = np.zeros((0, 0), dtype=np.float32)
+            return EntryParts(
+                self.version,
+                self.high_us,
+                self.exact,
+                [self.items[i] for i in ids],
+                [self.stamps[i] for i in ids],
+                vectors,
+                self.index.state(),
+            )
+
+    @classmethod
+    def restore(cls, parts: EntryParts, source: str) -> SideEntry:
+        """An entry equal to the one ``parts`` were taken from (``ValueError`` if they disagree)."""
+        entry = cls(parts.exact, source)
+        ids = [item.id for item in parts.items]
+        entry.items = dict(zip(ids, parts.items))
+        entry.stamps = dict(zip(ids, parts.stamps))
+        if len(entry.items) != len(ids) or len(parts.stamps) != len(ids):
+            raise ValueError("items must have unique ids and one stamp each")
+        entry.high_us = parts.high_us
+        entry.trusted = frozenset(w for us, w in parts.stamps if us > parts.high_us - SKEW_US)
+        state = parts.keyword
+        try:
+            metadatas = [entry.items[i].metadata for i in state["ids"]]
+        except (KeyError, TypeError):
+            raise ValueError("the keyword index names an item the entry does not hold") from None
+        entry.index = KeywordIndex.from_state(
+            state["ids"], metadatas, state["vocab"], state["postings_ptr"], state["postings_slots"], state["postings_tfs"]
+        )
+        if parts.exact:
+            if parts.vectors.ndim != 2 or parts.vectors.shape[0] != len(ids):
+                raise ValueError("an exact entry needs one vector per item")
+            # Rows are already unit vectors: set as they were saved, so scores match to the bit.
+            entry._matrix = np.ascontiguousarray(parts.vectors, dtype=np.float32)
+            entry._alive = np.ones(len(ids), dtype=bool)
+            entry._row = {item_id: row for row, item_id in enumerate(ids)}
+            entry._row_ids = list(ids)
+        entry.saved = entry.version
+        return entry
 
     def _set_row(self, item_id: str, vector: np.ndarray) -> None:
         norm = float(np.linalg.norm(vector)) or 1.0
@@ -222,9 +315,13 @@ class SideCache:
             entry that is not ``suspect`` is current without asking Chroma.
     """
 
-    def __init__(self, max_items: int = MAX_CACHED_ITEMS, *, exclusive: bool = False) -> None:
+    def __init__(
+        self, max_items: int = MAX_CACHED_ITEMS, *, exclusive: bool = False, snapshots: SnapshotDir | None = None
+    ) -> None:
         self.max_items = max_items
         self.exclusive = exclusive
+        self.snapshots = snapshots
+        """Where entries are saved on release and loaded from on a cold read (embedded directories only)."""
         self._entries: OrderedDict[Namespace, SideEntry] = OrderedDict()
         self._generation: dict[Namespace, int] = {}
         self.registered: set[Namespace] = set()
@@ -283,9 +380,38 @@ class SideCache:
             if entry is not None:
                 entry.suspect = True
 
+    def erasing(self, namespace: Namespace) -> None:
+        """About to delete from the namespace: its snapshot goes first, so no deleted text outlives it.
+
+        No snapshot of it is written until :meth:`done` (call it once the entry is updated).
+        """
+        if self.snapshots is not None:
+            self.snapshots.discard(namespace)
+
+    def writing(self, namespace: Namespace) -> None:
+        """A write to the namespace starts: no snapshot of it until :meth:`done`."""
+        if self.snapshots is not None:
+            self.snapshots.hold(namespace)
+
+    def done(self, namespace: Namespace) -> None:
+        """The write or delete that :meth:`writing` or :meth:`erasing` announced is over."""
+        if self.snapshots is not None:
+            self.snapshots.release(namespace)
+
+    def persist(self) -> None:
+        """Save every cached entry that changed since its snapshot (never raises: see ``SnapshotDir.save``)."""
+        if self.snapshots is None:
+            return
+        with self._lock:
+            entries = list(self._entries.items())
+        for namespace, entry in entries:
+            self.snapshots.save(namespace, entry)
+
     def forget(self, namespace: Namespace) -> None:
         with self._lock:
-            self._entries.pop(namespace, None)
+            dropped = self._entries.pop(namespace, None)
+            if dropped is not None:
+                dropped.retired = True
             self._generation[namespace] = self._generation.get(namespace, 0) + 1
             self.registered.discard(namespace)
 
@@ -306,13 +432,16 @@ def shared_cache(root: str) -> tuple[SideCache, Callable[[], None]]:
 
     The directory lock keeps other processes out, so the store objects of this
     process are its only writers; one cache for all of them sees every write.
-    Returns the cache and the function that releases this hold (the last one clears it).
+    Returns the cache and the function that releases this hold; the last one saves
+    the snapshots of entries that changed (``<root>/ltm-side/``) and clears it.
     """
+    from ltm_agent.memory_stores.chroma.snapshot import SnapshotDir  # it builds SideEntry objects: import here
+
     key = f"{os.getpid()}:{root}"  # a forked child holds a lock, and a cache, of its own
     with _shared_lock:
         cache, holders = _shared.get(key, (None, 0))
         if cache is None:
-            cache = SideCache(exclusive=True)
+            cache = SideCache(exclusive=True, snapshots=SnapshotDir(root))
         _shared[key] = (cache, holders + 1)
     released = False
 
@@ -327,6 +456,7 @@ def shared_cache(root: str) -> tuple[SideCache, Callable[[], None]]:
                 _shared[key] = (held, count - 1)
                 return
             del _shared[key]
+        held.persist()  # the directory is still locked: no other process writes while we save
         held.clear()
 
     return cache, release

@@ -99,8 +99,9 @@ item id, so two systems that store the same items rank them the same way (which 
   ranking of sessions, by their best memories, fused into the ranking). Opt-in read settings measured
   against `ltm`: `ltm-diverse` re-orders so the first places reach more sessions (MMR over sessions),
   `ltm-excerpts` renders a memory longer than 64 tokens as its sentences that best match the question
-  (the metrics count it by its sources, so an excerpt that dropped the answer still counts: see
-  `retrieval/excerpts.py`); `ltm-rounds` adds rounds as units; `ltm-facts` appends the pattern extractor's facts
+  (an excerpt does not cover an evidence turn whose gold answer it cut, when the whole turn holds the
+  answer verbatim; an answer the turn words differently cannot be checked and keeps its credit: see
+  `cut_evidence` in `bench/retrieval_bench.py`); `ltm-rounds` adds rounds as units; `ltm-facts` appends the pattern extractor's facts
   to the keys of the turns they came from (same rendered turns, only the ranking can change).
 - Peers with the same embedder: `langgraph-inmemory` (LangGraph's `InMemoryStore`),
   `llamaindex-vectorblock` (LlamaIndex's `VectorMemoryBlock` over `llama-index-vector-stores-chroma`,

@@ -189,6 +189,8 @@ class SnapshotDir:
         try:
             source = str(collection.id)
             dim = (collection.metadata or {}).get("ltm:dim")
+            if not path.is_file():  # a folder, or a FIFO or device that reading would block on or never end
+                raise ValueError("not a regular file")
             with np.load(path, allow_pickle=False) as data:
                 if set(data.files) != set(_ARRAYS):
                     raise ValueError(f"arrays {sorted(data.files)}, expected {sorted(_ARRAYS)}")

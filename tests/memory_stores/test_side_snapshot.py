@@ -136,6 +136,14 @@ if action == "write":
     store.put([StoredItem(b, "late-b", "zeppelin in b, written without reading b")])
 elif action == "delete":
     store.delete(a, ["m0001", "m0002"])
+elif action == "skewed":  # another writer whose clock runs 1 s behind the snapshot's newest stamp
+    import json, numpy as np
+    from ltm_agent.memory_stores.chroma.snapshot import SnapshotDir
+    with np.load(SnapshotDir(root).path(a), allow_pickle=False) as data:
+        high = json.loads(data["header"].tobytes())["high_us"]
+    collection = store._client.get_collection(SnapshotDir(root).path(a).stem)
+    meta = {"kind": "turn", "_created_us": high - 10**6, "_updated_us": high - 10**6, "_writer": "elsewhere"}
+    collection.upsert(ids=["skewed"], documents=["a skewed wombat"], metadatas=[meta], embeddings=[[1.0] * 64])
 print("acknowledged", flush=True)
 os.kill(os.getpid(), signal.SIGKILL)  # no close(): no new snapshot
 """
@@ -165,6 +173,18 @@ def test_writes_of_a_later_process_killed_before_closing_are_found(fast_tmp: Pat
     with _open(root) as store:
         store.warm(NS), store.warm(OTHER)
         assert _answers(store) + _answers(store, OTHER) == with_snapshot
+
+
+def test_a_writer_with_a_slow_clock_is_found(fast_tmp: Path) -> None:
+    """Records of writers the snapshot does not know are fetched from up to SKEW_US before its newest."""
+    root = fast_tmp / "s"
+    with _open(root) as store:
+        _fill(store)
+    _child(root, "skewed")
+    with _open(root) as store:
+        calls = _record_calls(store)
+        assert [h.item.id for h in store.search(NS, "wombat", mode="keyword")] == ["skewed"]
+        assert _full_reads(calls) == []
 
 
 def test_deletes_of_a_later_process_are_found(fast_tmp: Path) -> None:
@@ -242,6 +262,7 @@ _DAMAGE: dict[str, Callable[[Path], None]] = {
     "garbage": lambda p: p.write_bytes(b"\x00garbage" * 100),
     "empty": lambda p: p.write_bytes(b""),
     "a folder": lambda p: (p.unlink(), p.mkdir()),
+    "a fifo": lambda p: (p.unlink(), os.mkfifo(p)),  # opening it to read would block forever
     "version": lambda p: _rewrite(p, lambda a: _header(a, format=99)),
     "other collection": lambda p: shutil.copyfile(_snapshot(p.parents[1], OTHER), p),
     "bad json": lambda p: _rewrite(p, lambda a: a.update(items=_json_bytes('{"ids": [1, 2'))),
@@ -338,6 +359,24 @@ def test_threads_reading_while_the_snapshot_loads(fast_tmp: Path) -> None:
         calls = _record_calls(store)
         assert len(store.search(NS, "quokka", mode="keyword", limit=50)) == 20
         assert _full_reads(calls) == []
+
+
+def test_only_the_last_store_object_of_a_directory_saves_and_only_settled_entries(fast_tmp: Path) -> None:
+    root = fast_tmp / "s"
+    first, second = _open(root), _open(root)
+    first.put(_items(NS, 0, 20))
+    first.close()
+    assert not _snapshot(root).exists()  # `second` still uses the shared side index
+    snapshots, entry = second._keyword.snapshots, second._keyword.get(NS)
+    assert snapshots is not None and entry is not None
+    snapshots.hold(NS)  # a write in flight: its records may not be in the entry yet
+    assert not snapshots.save(NS, entry)
+    snapshots.release(NS)
+    entry.suspect = True  # a write failed half-way: the entry may lack records
+    assert not snapshots.save(NS, entry)
+    entry.suspect = False
+    second.close()
+    assert _snapshot(root).is_file()
 
 
 def _files_holding(root: Path, secret: str) -> list[str]:

@@ -381,6 +381,9 @@ _register_paths(bench_app)  # bench paths-docs
 from ltm_agent.app.bench.perf_commands import register as _register_perf  # noqa: E402 - bodies live there
 
 _register_perf(app, bench_app)  # bench perf, reliability
+from ltm_agent.app.bench.fusion_training import register as _register_fusion  # noqa: E402 - body lives there
+
+_register_fusion(app, bench_app)  # bench train-fusion
 
 
 def main() -> None:

@@ -89,6 +89,10 @@ class RetrievalConfig:
         excerpt_tokens: Render a memory longer than this many tokens as its
             sentences that best match the question, within this many tokens
             (0 = whole memories; :func:`~ltm_agent.retrieval.excerpts.excerpt`).
+        fusion: ``"rrf"`` (reciprocal-rank fusion, speaker boost, session ranking) or
+            ``"learned"``: a logistic model over every ranking's rank and score replaces
+            those three (:mod:`ltm_agent.retrieval.learned`; cross-validated numbers in
+            docs/retrieval.md). The time-window partition applies after either.
     """
 
     units: tuple[str, ...] = (str(RecordKind.TURN), str(RecordKind.CONTEXT))
@@ -113,6 +117,7 @@ class RetrievalConfig:
     session_diversity: float = 0.0
     excerpt_tokens: int = 0
     long_turns_as_context: Literal["never", "recall", "always"] = "recall"
+    fusion: Literal["rrf", "learned"] = "rrf"
 
     def but(self, **changes: object) -> RetrievalConfig:
         """A copy with some fields changed (for ablations)."""
@@ -334,17 +339,22 @@ class HybridRetriever:
             found = self._search(namespace, where, again, text, moved, stand_alone=stand_alone)
             rankings += [(ranking, weight * self.config.feedback_weight) for ranking, weight in found]
             fused = self._fuse(rankings, by_value)
-        if self.config.speaker_boost:
+        window = self.time_window(query, reference_time)
+        learned = self.config.fusion == "learned"
+        if learned:  # the model scores every candidate; speaker and session signals are its features
+            from ltm_agent.retrieval.learned import learned_fusion
+
+            fused = learned_fusion(query, rankings, by_value, fused, self.config, window)
+        if self.config.speaker_boost and not learned:
             fused = _boost_speakers(query, fused, by_value, self.config.speaker_boost)
         if self.config.utility_weight or self.config.heat_weight:  # opt-in; off by default
             fused = _mix_usage(fused, by_value, self.config)
-        if self.config.session_weight:
+        if self.config.session_weight and not learned:
             fused = fuse_session_ranking(
                 fused, lambda v: by_value[v].metadata.get("session_id"), weight=self.config.session_weight, k=self.config.rrf_k
             )
-        if self.config.session_diversity:
+        if self.config.session_diversity and not learned:
             fused = diversify_sessions(fused, lambda v: by_value[v].metadata.get("session_id"), penalty=self.config.session_diversity)
-        window = self.time_window(query, reference_time)
         if window is not None:
             fused = stable_partition(fused, lambda vs: window.contains(_event_time(by_value[vs[0]])))
         chosen = fused if depth is None else fused[:depth]

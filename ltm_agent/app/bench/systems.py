@@ -9,6 +9,9 @@
   rankings on questions about what the assistant said; ``ltm-no-session-rank`` - without the
   fused session ranking; ``ltm-diverse``, ``ltm-excerpts`` - opt-in read-path settings measured
   against ``ltm`` (diversification over sessions, 64-token query-focused excerpts of longer memories).
+* ``ltm-learned`` - ``ltm`` with ``fusion="learned"``: the shipped logistic model over every ranking's
+  rank and score (:mod:`ltm_agent.retrieval.learned`); not in the default runs. Its weights were fitted
+  on the dev files, so on them it is in-sample: ``bench train-fusion``'s cross-validation is its honest number.
 * ``ltm-facts`` - ``ltm`` with fact-augmented keys from the deterministic pattern
   extractor (:class:`LTMFacts`).
 * ``langgraph-inmemory`` - LangGraph's ``InMemoryStore`` with the same embedder (peer).
@@ -415,6 +418,7 @@ SYSTEMS: dict[str, Callable[[Embedder], BenchSystem]] = {
     "ltm-no-session-rank": _ltm("ltm-no-session-rank", session_weight=0.0),
     "ltm-diverse": _ltm("ltm-diverse", session_diversity=0.3),
     "ltm-excerpts": _ltm("ltm-excerpts", excerpt_tokens=64),
+    "ltm-learned": _ltm("ltm-learned", fusion="learned"),
     "ltm-facts": _ltm("ltm-facts", LTMFacts),
     "langgraph-inmemory": LangGraphInMemory,
     "llamaindex-vectorblock": _peer("LlamaIndexVectorBlock"),

@@ -169,7 +169,11 @@ class SideEntry:
         """A consistent copy of everything a snapshot holds (the keyword index is swept first)."""
         with self.lock:
             ids = list(self.items)
-            if self.exact and ids:
+            if self.exact and ids and self._row_ids == ids:
+                # Rows already in item order (no tombstones): a view, not a copy of every vector. Safe to
+                # read after the lock: a snapshot is written while no write may start (SnapshotDir.hold).
+                vectors = self._matrix[: len(ids)]
+            elif self.exact and ids:
                 vectors = self._matrix[np.fromiter((self._row[i] for i in ids), dtype=np.int64, count=len(ids))]
             else:
                 vectors = np.zeros((0, 0), dtype=np.float32)

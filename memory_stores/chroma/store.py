@@ -160,6 +160,11 @@ class ChromaStore(ChromaDriver, MemoryStore):
     def persistent(cls, path: str | Path = ".ltm", *, embedder: Embedder | None = None) -> ChromaStore:
         """Open (or create) a store in a directory, embedded in this process.
 
+        Closing it saves each side index that changed as a snapshot in
+        ``<path>/ltm-side/``, so the first query of a namespace in the next
+        process loads a file instead of reading the namespace back
+        (:mod:`~ltm_agent.memory_stores.chroma.snapshot`).
+
         Args:
             path: The store directory; created if missing. It must be new,
                 empty, or a store ltm-agent wrote.

@@ -89,6 +89,10 @@ class RetrievalConfig:
         excerpt_tokens: Render a memory longer than this many tokens as its
             sentences that best match the question, within this many tokens
             (0 = whole memories; :func:`~ltm_agent.retrieval.excerpts.excerpt`).
+        excerpt_when_recalling: Excerpt also for a question about what the assistant
+            said (:func:`asks_what_was_said`). Off: such a question gets whole turns,
+            since its answer is often a detail of a long assistant turn that a
+            sentence match cuts (measured on LongMemEval single-session-assistant).
         fusion: ``"rrf"`` (reciprocal-rank fusion, speaker boost, session ranking) or
             ``"learned"``: a logistic model over every ranking's rank and score replaces
             those three (:mod:`ltm_agent.retrieval.learned`; cross-validated numbers in
@@ -116,12 +120,26 @@ class RetrievalConfig:
     session_weight: float = 1.0
     session_diversity: float = 0.0
     excerpt_tokens: int = 0
+    excerpt_when_recalling: bool = False
     long_turns_as_context: Literal["never", "recall", "always"] = "recall"
     fusion: Literal["rrf", "learned"] = "rrf"
 
     def but(self, **changes: object) -> RetrievalConfig:
         """A copy with some fields changed (for ablations)."""
         return replace(self, **changes)  # type: ignore[arg-type]
+
+    def excerpt_budget(self, query: str) -> int:
+        """The excerpt size for this question: ``excerpt_tokens``, or 0 (whole memories)
+        for a question about what the assistant said unless ``excerpt_when_recalling``.
+
+        Example:
+            >>> config = RetrievalConfig(excerpt_tokens=64)
+            >>> config.excerpt_budget("Where did I park?"), config.excerpt_budget("You mentioned a tram. Which one?")
+            (64, 0)
+        """
+        if not self.excerpt_tokens or (not self.excerpt_when_recalling and asks_what_was_said(query)):
+            return 0
+        return self.excerpt_tokens
 
 
 FEEDBACK_CHARS = 2000
@@ -291,10 +309,9 @@ class HybridRetriever:
             namespace, query, reference_time=reference_time, as_of=as_of, filter=filter, depth=depth
         )
         # Rendering counts tokens: it is done only for the items a caller will look at.
+        excerpt_tokens = self.config.excerpt_budget(query)
         return [
-            to_memory_item(
-                item, score, render_dates=self.config.render_dates, query=query, excerpt_tokens=self.config.excerpt_tokens
-            )
+            to_memory_item(item, score, render_dates=self.config.render_dates, query=query, excerpt_tokens=excerpt_tokens)
             for item, score in ranked
         ]
 

@@ -131,7 +131,7 @@ def collect_candidates(
                     evidence = set(q.evidence)
                     rendered = [
                         to_memory_item(item, 0.0, render_dates=config.render_dates, query=q.text,
-                                       excerpt_tokens=config.excerpt_tokens)
+                                       excerpt_tokens=config.excerpt_budget(q.text))
                         for item in found.items
                     ]
                     out.append(QuestionCandidates(

@@ -92,3 +92,13 @@ def test_fit_learns_the_feature_that_marks_evidence(objective: str) -> None:
     assert int(np.argmax(np.abs(model.weights))) == column and model.weights[column] > 0
     top2 = learned_order(questions[0], model)[:2]
     assert questions[0].labels[top2].all()
+
+
+def test_changed_counts_questions_that_moved() -> None:
+    from ltm_agent.app.bench.fusion_training import changed
+
+    rrf = [{"category": "1", "recall@1024t": 0.5}, {"category": "2", "recall@1024t": 1.0}, {"category": "2", "recall@1024t": 0.0}]
+    learned = [{"category": "1", "recall@1024t": 1.0}, {"category": "2", "recall@1024t": 0.0}, {"category": "2", "recall@1024t": 0.0}]
+    counts = changed(rrf, learned)
+    assert counts["all recall@1024t"] == {"up": 1, "down": 1}
+    assert counts["1 recall@1024t"] == {"up": 1, "down": 0} and counts["2 recall@1024t"] == {"up": 0, "down": 1}

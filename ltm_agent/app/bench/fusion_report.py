@@ -59,6 +59,11 @@ def _d(a: float | None, b: float | None) -> str:
     return "–" if a is None or b is None else f"{b - a:+.3f}"
 
 
+def _moved(cv: Mapping[str, Any], dataset: str, group: str, metric: str) -> str:
+    counts = cv["datasets"].get(dataset, {}).get("changed", {}).get(f"{group} {metric}")
+    return "–" if counts is None else f"{counts['up']} / {counts['down']}"
+
+
 def render_report(cv: Mapping[str, Any], about: Mapping[str, Any]) -> str:
     """Markdown: targets, per data set the headline metrics and per category/type, per fold, weights."""
     lines = [
@@ -76,20 +81,22 @@ def render_report(cv: Mapping[str, Any], about: Mapping[str, Any]) -> str:
         "",
         "## Targets (the default changes only if the learned fusion is higher on every one)",
         "",
-        "| metric | rrf (default) | learned (out-of-fold) | Δ |",
-        "|---|---|---|---|",
+        "| metric | rrf (default) | learned (out-of-fold) | Δ | questions up / down |",
+        "|---|---|---|---|---|",
     ]
     targets = beats_default(cv)
-    lines += [f"| {label} | {_f(a)} | {_f(b)} | {_d(a, b)} |" for label, a, b, _ in targets]
+    for (dataset, category, metric), (label, a, b, _) in zip(TARGETS, targets, strict=True):
+        lines.append(f"| {label} | {_f(a)} | {_f(b)} | {_d(a, b)} | {_moved(cv, dataset, category or 'all', metric)} |")
     verdict = all(ok for *_, ok in targets)
     lines += ["", f"Higher on every target: **{'yes' if verdict else 'no'}**.", ""]
     for dataset, result in cv["datasets"].items():
         rrf, learned = result["rrf"], result["learned"]
-        lines += [f"## {dataset} ({rrf['overall']['n']} questions)", "", "| metric | rrf | learned | Δ |", "|---|---|---|---|"]
+        lines += [f"## {dataset} ({rrf['overall']['n']} questions)", "", "| metric | rrf | learned | Δ | up / down |",
+                  "|---|---|---|---|---|"]
         for metric in HEADLINE:
             a, b = rrf["overall"]["metrics"].get(metric), learned["overall"]["metrics"].get(metric)
             if a is not None:
-                lines.append(f"| {metric} | {_f(a)} | {_f(b)} | {_d(a, b)} |")
+                lines.append(f"| {metric} | {_f(a)} | {_f(b)} | {_d(a, b)} | {_moved(cv, dataset, 'all', metric)} |")
         lines += ["", "| category / type | n | rrf r@1024t | learned r@1024t | rrf r@2048t | learned r@2048t |",
                   "|---|---|---|---|---|---|"]
         for category, group in rrf["by_category"].items():

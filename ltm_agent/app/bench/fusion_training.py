@@ -203,6 +203,25 @@ def fit(
                         about=about)
 
 
+def changed(rrf: list[dict], learned: list[dict]) -> dict[str, dict[str, int]]:
+    """Per metric and category (``"all"`` too): how many questions the learned order scored higher / lower.
+
+    A small mean difference made of a handful of questions reads differently from one made of many.
+    """
+    out: dict[str, dict[str, int]] = {}
+    for a, b in zip(rrf, learned, strict=True):
+        for metric, value in a.items():
+            if metric == "category" or metric not in b:
+                continue
+            for group in ("all", str(a["category"])):
+                counts = out.setdefault(f"{group} {metric}", {"up": 0, "down": 0})
+                if b[metric] > value + 1e-12:
+                    counts["up"] += 1
+                elif b[metric] < value - 1e-12:
+                    counts["down"] += 1
+    return out
+
+
 def cross_validate(
     candidates: list[QuestionCandidates], folds: int, seed: int, l2: float, *, objective: str = "pairwise", top: int = TOP
 ) -> dict[str, Any]:
@@ -239,7 +258,10 @@ def cross_validate(
         "l2": l2,
         "objective": objective,
         "top": top,
-        "datasets": {d: {"rrf": summarise(r["rrf"]), "learned": summarise(r["learned"])} for d, r in rows.items()},
+        "datasets": {
+            d: {"rrf": summarise(r["rrf"]), "learned": summarise(r["learned"]), "changed": changed(r["rrf"], r["learned"])}
+            for d, r in rows.items()
+        },
         "per_fold": per_fold,
     }
 

@@ -47,7 +47,7 @@ def test_writes_report_cv_and_weights(run: Path) -> None:
 def test_folds_group_by_conversation(run: Path) -> None:
     import pickle
 
-    candidates = pickle.loads((run / "locomo" / "candidates.pkl").read_bytes())
+    candidates = pickle.loads((run / "locomo" / "candidates.pkl").read_bytes())["candidates"]
     fold_of = assign_folds(candidates, 2, 0)
     assert set(fold_of) == {c.group for c in candidates} and len(set(fold_of.values())) == 2
     assert assign_folds(candidates, 2, 0) == fold_of  # fixed by the seed
@@ -102,3 +102,16 @@ def test_changed_counts_questions_that_moved() -> None:
     counts = changed(rrf, learned)
     assert counts["all recall@1024t"] == {"up": 1, "down": 1}
     assert counts["1 recall@1024t"] == {"up": 1, "down": 0} and counts["2 recall@1024t"] == {"up": 0, "down": 1}
+
+
+def test_an_excerpt_that_cut_the_answer_is_not_credited() -> None:
+    import numpy as np
+
+    from ltm_agent.app.bench.fusion_training import QuestionCandidates
+
+    def question(cut: dict[int, list[str]]) -> QuestionCandidates:
+        return QuestionCandidates("locomo", "q", "4", "c", np.zeros((2, len(FEATURES)), dtype=np.float32),
+                                  np.array([True, False]), [10, 10], [("t0",), ("t1",)], [0, 1], ("t0",), (), cut)
+
+    assert question({}).score([0, 1])["recall@1024t"] == 1.0
+    assert question({0: ["t0"]}).score([0, 1])["recall@1024t"] == 0.0  # as `bench retrieval` scores it

@@ -28,7 +28,7 @@ import shlex
 import subprocess
 import sys
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -65,12 +65,19 @@ class QuestionCandidates:
     default_order: list[int]
     evidence: tuple[str, ...]
     evidence_sessions: tuple[str, ...]
+    cut: dict[int, list[str]] = field(default_factory=dict)
+    """Candidates rendered as excerpts that cut the gold answer: their evidence turns not credited
+    (:func:`~ltm_agent.app.bench.retrieval_bench.cut_evidence`, as ``bench retrieval`` scores them)."""
 
     def ranked(self, order: list[int] | np.ndarray) -> list[dict]:
         """Items in ``order`` after the time-window partition (as the read path), first :data:`DEPTH`."""
         inside = self.features[:, _IN_WINDOW] > 0.5
         final = [i for i in order if inside[i]] + [i for i in order if not inside[i]]
-        return [{"tokens": self.tokens[i], "sources": list(self.sources[i])} for i in final[:DEPTH]]
+        return [
+            {"tokens": self.tokens[i], "sources": list(self.sources[i]),
+             **({"cut_evidence": self.cut[i]} if i in self.cut else {})}
+            for i in final[:DEPTH]
+        ]
 
     def score(self, order: list[int] | np.ndarray) -> dict[str, float]:
         row = score_question(self.ranked(order), self.evidence, self.evidence_sessions) or {}
@@ -98,7 +105,7 @@ def collect_candidates(
 
     from ltm_agent.app.bench.cache import CachedEmbedder
     from ltm_agent.app.bench.datasets import is_scored, load_questions
-    from ltm_agent.app.bench.retrieval_bench import _select
+    from ltm_agent.app.bench.retrieval_bench import _select, cut_evidence
     from ltm_agent.embeddings import default_embedder
     from ltm_agent.loaders import load_conversations
     from ltm_agent.memory_stores.chroma import ChromaStore
@@ -121,6 +128,7 @@ def collect_candidates(
         for conversation, qs in plan:
             namespace = ("train-fusion", conversation.id.replace("/", "_")[:100])
             EpisodicTimeline(store, namespace, units=config.units).ingest(conversation)
+            turns = {t.id: t.text for session in conversation.sessions for t in session.turns}
             try:
                 for q in qs:
                     with capture_candidates() as sink:
@@ -139,6 +147,7 @@ def collect_candidates(
                         np.array([not evidence.isdisjoint(m.sources) for m in rendered]),
                         [m.tokens for m in rendered], [tuple(m.sources) for m in rendered], found.default_order,
                         tuple(q.evidence), tuple(q.evidence_sessions) if dataset == "longmemeval" else (),
+                        {i: cut for i, m in enumerate(rendered) if (cut := cut_evidence(m.text, m.sources, q, turns))},
                     ))
                     bar.update(1)
             finally:
@@ -323,6 +332,8 @@ def train_fusion(
         progress: Show progress bars.
         command: The command line recorded in the weights (default: this process's).
     """
+    from ltm_agent.retrieval import RetrievalConfig
+
     if folds < 2:
         raise InvalidInputError(f"--folds must be at least 2 for cross-validation, got {folds}")
     files = {name: path for name, path in (("locomo", locomo), ("longmemeval", longmemeval)) if path is not None}
@@ -332,13 +343,17 @@ def train_fusion(
     candidates: list[QuestionCandidates] = []
     for dataset, path in files.items():
         saved = out / dataset / "candidates.pkl"
-        found = pickle.loads(saved.read_bytes()) if reuse and saved.exists() else []
-        if not found or found[0].features.shape[1] != len(FEATURES):  # none saved, or saved by another version
+        # Saved candidates are reused only when made with the same features and rendering.
+        made_with = {"features": FEATURES, "config": repr(RetrievalConfig())}
+        kept = pickle.loads(saved.read_bytes()) if reuse and saved.exists() else {}
+        if not isinstance(kept, dict) or kept.get("made_with") != made_with:
             found = collect_candidates(dataset, path, out / dataset / "cache", embedder=embedder,
                                        conversations=conversations, stride=stride if dataset == "longmemeval" else 1,
                                        progress=progress)
             saved.parent.mkdir(parents=True, exist_ok=True)
-            saved.write_bytes(pickle.dumps(found))
+            saved.write_bytes(pickle.dumps({"made_with": made_with, "candidates": found}))
+        else:
+            found = kept["candidates"]
         candidates += found
     cv = cross_validate(candidates, folds, seed, l2, objective=objective, top=top)
     about = {

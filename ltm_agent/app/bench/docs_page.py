@@ -91,18 +91,21 @@ item id, so two systems that store the same items rank them the same way (which 
 - `dense-turn`: raw Chroma, one document per turn, cosine similarity. `bm25-turn`: raw `bm25s` keyword search.
 - `ltm`: this library's default configuration (identical for both data sets): hybrid dense + BM25
   search fused by reciprocal rank, context keys (each turn also indexed with its neighbours), the
-  question's time expressions, speaker names, one round of pseudo-relevance feedback and a ranking of
-  sessions fused in.
+  question's time expressions, speaker names, one round of pseudo-relevance feedback, a ranking of
+  sessions fused in, and a memory longer than 96 tokens rendered as its sentences that best match the
+  question (an excerpt, except on a question about what the assistant said, "you mentioned ...").
+  An excerpt does not cover an evidence turn whose gold answer it cut, when the whole turn holds the
+  answer verbatim; an answer the turn words differently cannot be checked and keeps its credit (see
+  `cut_evidence` in `bench/retrieval_bench.py`).
 - `ltm-no-*`: `ltm` with one mechanism switched off (`hybrid`, `time`, `context`, `speaker`,
-  `feedback`; `long-turns`: on a question about what the assistant said, "you mentioned ...", a turn
-  too long for a context key no longer stands for itself in the context rankings; `session-rank`: no
-  ranking of sessions, by their best memories, fused into the ranking). Opt-in read settings measured
-  against `ltm`: `ltm-diverse` re-orders so the first places reach more sessions (MMR over sessions),
-  `ltm-excerpts` renders a memory longer than 64 tokens as its sentences that best match the question
-  (an excerpt does not cover an evidence turn whose gold answer it cut, when the whole turn holds the
-  answer verbatim; an answer the turn words differently cannot be checked and keeps its credit: see
-  `cut_evidence` in `bench/retrieval_bench.py`); `ltm-rounds` adds rounds as units; `ltm-facts` appends the pattern extractor's facts
-  to the keys of the turns they came from (same rendered turns, only the ranking can change).
+  `feedback`; `long-turns`: on a question about what the assistant said, a turn too long for a
+  context key no longer stands for itself in the context rankings; `session-rank`: no ranking of
+  sessions, by their best memories, fused into the ranking; `excerpts`: whole memories).
+  `ltm-excerpts-recall` excerpts also on questions about what the assistant said. Opt-in read
+  settings measured against `ltm`: `ltm-diverse` re-orders so the first places reach more sessions
+  (MMR over sessions); `ltm-rounds` adds rounds as units; `ltm-facts` appends the pattern
+  extractor's facts to the keys of the turns they came from (same rendered turns, only the ranking
+  can change).
 - Peers with the same embedder: `langgraph-inmemory` (LangGraph's `InMemoryStore`),
   `llamaindex-vectorblock` (LlamaIndex's `VectorMemoryBlock` over `llama-index-vector-stores-chroma`,
   one node per turn, written and queried the way the block does it, since its public `get` returns one

@@ -7,8 +7,10 @@
   :class:`~ltm_agent.retrieval.HybridRetriever` on a :class:`ChromaStore`).
 * ``ltm-no-long-turns`` - ``ltm`` without long turns standing for themselves in the context
   rankings on questions about what the assistant said; ``ltm-no-session-rank`` - without the
-  fused session ranking; ``ltm-diverse``, ``ltm-excerpts`` - opt-in read-path settings measured
-  against ``ltm`` (diversification over sessions, 64-token query-focused excerpts of longer memories).
+  fused session ranking; ``ltm-no-excerpts`` - whole memories instead of 96-token query-focused
+  excerpts of longer ones; ``ltm-excerpts-recall`` - excerpts also on questions about what the
+  assistant said; ``ltm-diverse`` - opt-in diversification over sessions, measured against ``ltm``;
+  ``ltm-excerpts-64`` (not in the default runs) - 64-token excerpts.
 * ``ltm-learned`` - ``ltm`` with ``fusion="learned"``: the shipped logistic model over every ranking's
   rank and score (:mod:`ltm_agent.retrieval.learned`); not in the default runs. Its weights were fitted
   on the dev files, so on them it is in-sample: ``bench train-fusion``'s cross-validation is its honest number.
@@ -417,7 +419,9 @@ SYSTEMS: dict[str, Callable[[Embedder], BenchSystem]] = {
     "ltm-no-long-turns": _ltm("ltm-no-long-turns", long_turns_as_context="never"),
     "ltm-no-session-rank": _ltm("ltm-no-session-rank", session_weight=0.0),
     "ltm-diverse": _ltm("ltm-diverse", session_diversity=0.3),
-    "ltm-excerpts": _ltm("ltm-excerpts", excerpt_tokens=64),
+    "ltm-no-excerpts": _ltm("ltm-no-excerpts", excerpt_tokens=0),
+    "ltm-excerpts-recall": _ltm("ltm-excerpts-recall", excerpt_when_recalling=True),
+    "ltm-excerpts-64": _ltm("ltm-excerpts-64", excerpt_tokens=64),
     "ltm-learned": _ltm("ltm-learned", fusion="learned"),
     "ltm-facts": _ltm("ltm-facts", LTMFacts),
     "langgraph-inmemory": LangGraphInMemory,
@@ -439,7 +443,8 @@ DEFAULT_SYSTEMS = (
     "ltm-no-long-turns",
     "ltm-no-session-rank",
     "ltm-diverse",
-    "ltm-excerpts",
+    "ltm-no-excerpts",
+    "ltm-excerpts-recall",
     "ltm-facts",
     "langgraph-inmemory",
     "llamaindex-vectorblock",

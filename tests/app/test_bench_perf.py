@@ -19,8 +19,12 @@ def test_perf_runs_two_layouts_into_one_report_and_page(tmp_path: Path) -> None:
         assert "error" not in row, row.get("error")
         assert row["items"] >= 2 * 200 and row["search_p95_ms"] > 0 and row["load_start"] >= 0
         assert row["cold_open_ms"] > 0 and row["first_query_after_ingest_ms"] > 0
+        # a serving process read every namespace once, and its close left a snapshot the cold open used
+        assert row["serve_namespaces"] == row["namespaces"] and row["serve_peak_rss_mb"] > 0
+        assert row["snapshot_cold_first_query_ms"] > 0
     report = (out / "report.md").read_text()
     assert "| embedded, 100 per namespace | 200 | 2 |" in report  # the layout is named when it is not 10k
+    assert "| embedded, 100 per namespace | 200 | 2 | " in report.split("Serving a finished store")[1]
     page = write_performance_page(out, tmp_path / "docs" / "performance.md")
     text = page.read_text()
     assert report in text and (tmp_path / "docs" / "img" / "perf_latency.png").exists()
@@ -52,3 +56,31 @@ def test_perf_docs_merges_run_folders(tmp_path: Path) -> None:
     assert "| embedded | 10,000 | 1 | 20 | 50 | — / — | 5.0 / 7.5 |" in text
     missing = CliRunner().invoke(app, ["bench", "perf-docs", *runs, "--out", str(page)])
     assert missing.exit_code != 0 and "--merged" in missing.output
+
+
+def test_perf_serve_adds_serving_reads_to_a_record_of_a_kept_store(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ltm_agent.app.bench.perf_worker import synthetic_conversation
+    from ltm_agent.app.cli import app
+    from ltm_agent.embeddings import HashingEmbedder
+    from ltm_agent.memory_stores import ChromaStore
+    from ltm_agent.timeline import EpisodicTimeline
+
+    store_dir = tmp_path / "store"
+    with ChromaStore.persistent(store_dir, embedder=HashingEmbedder(384)) as store:  # what `bench perf` writes
+        for n in range(3):
+            EpisodicTimeline(store, (f"user-{n:04}",)).ingest(synthetic_conversation(f"user-{n:04}", 40, 0))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "perf.json").write_text(json.dumps([{"mode": "embedded", "size_turns": 120, "per_namespace": 40,
+                                                "namespaces": 3, "items": 240}]))
+    done = CliRunner().invoke(app, ["bench", "perf-serve", "--store", str(store_dir), "--run", str(run),
+                                    "--size", "120", "--per-namespace", "40"])
+    assert done.exit_code == 0, done.output
+    row = json.loads((run / "perf.json").read_text())[0]
+    assert row["serve_namespaces"] == 3 and row["snapshot_cold_first_query_ms"] > 0
+    assert (store_dir / "ltm-side").is_dir()  # the serving process's close saved snapshots
+    assert "| embedded, 40 per namespace | 120 | 3 |" in (run / "report.md").read_text()
+    wrong = CliRunner().invoke(app, ["bench", "perf-serve", "--store", str(store_dir), "--run", str(run), "--size", "7"])
+    assert wrong.exit_code != 0 and "no embedded record of 7 turns" in wrong.output

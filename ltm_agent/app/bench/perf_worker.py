@@ -31,7 +31,7 @@ import numpy as np
 
 from ltm_agent.conversations import Conversation, Session, Turn
 
-__all__ = ["run_size", "synthetic_conversation"]
+__all__ = ["measure_serving", "run_size", "serve_reads", "synthetic_conversation"]
 
 _DIM = 384
 _SESSION_TURNS = 20
@@ -159,6 +159,7 @@ def run_size(spec: dict[str, Any]) -> dict[str, Any]:
     if spec["mode"] == "embedded":
         out["disk_mb"] = _disk_mb(Path(spec["dir"]))
         out.update(_cold_open(spec, active, queries[1]))
+        out.update(measure_serving(spec))
     return out
 
 
@@ -193,7 +194,64 @@ def _cold_open(spec: dict[str, Any], namespace: tuple[str, ...], query: str) -> 
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+SERVE_NAMESPACES = 20
+"""Namespaces a serving process reads, one question each (enough to pass the side-index bound)."""
+
+_SERVE = """
+import json, sys, time
+from ltm_agent.app.bench.perf_worker import serve_reads
+print(json.dumps(serve_reads(sys.argv[1], json.loads(sys.argv[2]))))
+"""
+
+
+def serve_reads(directory: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A serving process on a finished store: one question in each of up to :data:`SERVE_NAMESPACES`
+    namespaces (each its first in this process), then close (which saves side-index snapshots).
+
+    Returns the first-question latencies (p50/p95 ms), how many namespaces were read, and the
+    process's peak RSS: the memory of an agent process that reads a large store, beside the
+    ingesting process's peak in ``peak_rss_mb``.
+    """
+    from ltm_agent.embeddings import HashingEmbedder
+    from ltm_agent.memory_stores import ChromaStore
+    from ltm_agent.retrieval import HybridRetriever
+
+    per_ns, size, seed = spec["per_namespace"], spec["size"], spec["seed"]
+    count = (size + per_ns - 1) // per_ns
+    reads = min(count, SERVE_NAMESPACES)  # spread evenly over the store, first and last included
+    chosen = sorted({round(i * (count - 1) / max(1, reads - 1)) for i in range(reads)})
+    store = ChromaStore.persistent(directory, embedder=HashingEmbedder(_DIM))
+    retriever = HybridRetriever(store)
+    first = []
+    for n in chosen:
+        namespace = (f"user-{n:04}",)
+        query = _queries(synthetic_conversation(namespace[0], min(per_ns, size - n * per_ns), seed), 1, seed)[0]
+        started = time.perf_counter()
+        retriever.retrieve(namespace, query, budget_tokens=1024)
+        first.append(time.perf_counter() - started)
+    started = time.perf_counter()
+    store.close()
+    return {"serve_namespaces": len(chosen), "serve_first_query_p50_ms": _pct(first, 50),
+            "serve_first_query_p95_ms": _pct(first, 95), "serve_peak_rss_mb": _rss_mb(),
+            "serve_close_ms": (time.perf_counter() - started) * 1000, "serve_last_namespace": [f"user-{chosen[-1]:04}"]}
+
+
+def measure_serving(spec: dict[str, Any]) -> dict[str, Any]:
+    """:func:`serve_reads` in a fresh process, then a cold open of the last namespace it read
+    (which now has a side-index snapshot): the fields ``serve_*`` and ``snapshot_cold_*``."""
+    done = subprocess.run([sys.executable, "-c", _SERVE, spec["dir"], json.dumps(spec)],
+                          capture_output=True, text=True, check=True)
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    last = out.pop("serve_last_namespace")
+    cold = _cold_open(spec, tuple(last), "question about the snapshot")
+    out.update({f"snapshot_{key}": value for key, value in cold.items()})
+    return out
+
+
 def main() -> None:
+    if sys.argv[1] == "--serve":  # perf-serve: the reads of a store a run kept
+        print(json.dumps(measure_serving(json.loads(sys.argv[2]))))
+        return
     spec = json.loads(sys.argv[1])
     if spec["mode"] == "embedded":
         shutil.rmtree(spec["dir"], ignore_errors=True)

@@ -69,6 +69,15 @@ def _queries(conversation: Conversation, n: int, seed: int) -> list[str]:
 
 
 def _rss_mb() -> float:
+    """This process's peak RSS. Linux keeps ``ru_maxrss`` across fork and exec (a child of a 5 GB
+    process reports 5 GB), so the high-water mark of this program's own memory (``VmHWM``) is read."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -170,8 +179,9 @@ def _collection_name(namespace: tuple[str, ...]) -> str:
 
 
 _COLD = """
-import json, resource, sys, time
+import json, sys, time
 t0 = time.perf_counter()
+from ltm_agent.app.bench.perf_worker import _rss_mb
 from ltm_agent.embeddings import HashingEmbedder
 from ltm_agent.memory_stores import ChromaStore
 from ltm_agent.retrieval import HybridRetriever
@@ -181,7 +191,7 @@ t2 = time.perf_counter()
 HybridRetriever(store).retrieve(tuple(json.loads(sys.argv[2])), sys.argv[3], budget_tokens=1024)
 t3 = time.perf_counter()
 print(json.dumps({"cold_open_ms": (t2 - t1) * 1000, "cold_first_query_ms": (t3 - t2) * 1000,
-                  "cold_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "cold_peak_rss_mb": _rss_mb()}))
 """
 
 

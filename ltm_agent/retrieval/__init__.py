@@ -1,4 +1,4 @@
-"""The read path: time windows, hybrid search, fusion and budget packing.
+"""The read path: time windows, hybrid search, fusion (RRF, or the opt-in learned model) and budget packing.
 
 Core types: :class:`HybridRetriever`, :class:`RetrievalConfig`, :class:`Retriever`.
 """
@@ -6,10 +6,12 @@ Core types: :class:`HybridRetriever`, :class:`RetrievalConfig`, :class:`Retrieve
 from ltm_agent.retrieval.base import Retriever
 from ltm_agent.retrieval.fusion import reciprocal_rank_fusion
 from ltm_agent.retrieval.hybrid import HybridRetriever, RetrievalConfig, to_memory_item
+from ltm_agent.retrieval.learned import FusionModel, use_fusion_model
 from ltm_agent.retrieval.packing import pack, render_context
 from ltm_agent.retrieval.time_window import TimeWindow, query_time_window, stable_partition
 
 __all__ = [
+    "FusionModel",
     "HybridRetriever",
     "RetrievalConfig",
     "Retriever",
@@ -20,4 +22,5 @@ __all__ = [
     "render_context",
     "stable_partition",
     "to_memory_item",
+    "use_fusion_model",
 ]

@@ -105,7 +105,8 @@ item id, so two systems that store the same items rank them the same way (which 
   settings measured against `ltm`: `ltm-diverse` re-orders so the first places reach more sessions
   (MMR over sessions); `ltm-rounds` adds rounds as units; `ltm-facts` appends the pattern
   extractor's facts to the keys of the turns they came from (same rendered turns, only the ranking
-  can change).
+  can change). `ltm-learned` (`fusion="learned"`, when a run includes it) uses weights fitted on these
+  dev files, so its numbers here are in-sample; its cross-validated numbers are in retrieval.md.
 - Peers with the same embedder: `langgraph-inmemory` (LangGraph's `InMemoryStore`),
   `llamaindex-vectorblock` (LlamaIndex's `VectorMemoryBlock` over `llama-index-vector-stores-chroma`,
   one node per turn, written and queried the way the block does it, since its public `get` returns one

@@ -108,6 +108,9 @@ def register(app: Any, bench_app: Any) -> None:
         merged: Path | None = typer.Option(
             None, "--merged", help="With several --run: the folder for their merged perf.json, report.md and plot."
         ),
+        note: str | None = typer.Option(
+            None, "--note", help="How the runs were made (commits, machine, load): printed on the page as written."
+        ),
     ) -> None:
         """Write docs/performance.md from `bench perf` output (its table and plot as written).
 
@@ -137,7 +140,7 @@ def register(app: Any, bench_app: Any) -> None:
             (merged / "perf.json").write_text(json.dumps(records, indent=1), encoding="utf-8")
             write_report(records, merged, load_note=False)
             source = merged
-        typer.echo(f"wrote {write_performance_page(source, out)}")
+        typer.echo(f"wrote {write_performance_page(source, out, note=note)}")
 
     @app.command("reliability")
     def reliability(
@@ -159,8 +162,9 @@ def register(app: Any, bench_app: Any) -> None:
         typer.echo(page.read_text(encoding="utf-8"))
 
 
-def write_performance_page(run: Path, page: Path) -> Path:
-    """docs/performance.md: the method, the command's table and plot as written, the targets."""
+def write_performance_page(run: Path, page: Path, *, note: str | None = None) -> Path:
+    """docs/performance.md: the method, the command's table and plot as written, the targets
+    (and ``note``, how the runs were made, when given)."""
     image = page.parent / "img" / "perf_latency.png"
     image.parent.mkdir(parents=True, exist_ok=True)
     if (run / "latency.png").exists():
@@ -168,7 +172,8 @@ def write_performance_page(run: Path, page: Path) -> Path:
     table = (run / "report.md").read_text(encoding="utf-8")
     results = json.loads((run / "perf.json").read_text(encoding="utf-8"))
     page.write_text(
-        _PAGE.format(table=table, image=image.relative_to(page.parent).as_posix(), targets=_targets(results)),
+        _PAGE.format(table=table, image=image.relative_to(page.parent).as_posix(), targets=_targets(results),
+                     runs=f"**The runs on this page.** {note}\n\n" if note else ""),
         encoding="utf-8",
     )
     return page
@@ -272,7 +277,7 @@ side indexes of one store hold at most 100,000 items in all (least recently used
 memory does not grow with the number of namespaces touched. Larger namespaces are searched densely with
 Chroma's HNSW index.
 
-{table}
+{runs}{table}
 
 ![search latency against store size]({image})
 

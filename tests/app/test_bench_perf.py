@@ -79,7 +79,7 @@ def test_perf_serve_adds_serving_reads_to_a_record_of_a_kept_store(tmp_path: Pat
                                     "--size", "120", "--per-namespace", "40"])
     assert done.exit_code == 0, done.output
     row = json.loads((run / "perf.json").read_text())[0]
-    assert row["serve_namespaces"] == 3 and row["snapshot_cold_first_query_ms"] > 0
+    assert row["serve_namespaces"] == 3 and row["snapshot_cold_first_query_ms"] > 0 and row["serve_search_p95_ms"] > 0
     assert (store_dir / "ltm-side").is_dir()  # the serving process's close saved snapshots
     assert "| embedded, 40 per namespace | 120 | 3 |" in (run / "report.md").read_text()
     wrong = CliRunner().invoke(app, ["bench", "perf-serve", "--store", str(store_dir), "--run", str(run), "--size", "7"])

@@ -213,16 +213,19 @@ def write_report(results: list[dict[str, Any]], out: Path, *, load_note: bool = 
         lines += [
             "",
             "Serving a finished store (a fresh process reads one question in each of up to 20 namespaces spread "
-            "over the store, each its first question there, then closes; then a new process opens the store and "
-            "asks the last of them, whose side index the close saved as a snapshot):",
+            "over the store, each its first question there, then the run's number of questions (`--queries`, 40) in the last of them, then closes; then a "
+            "new process opens the store and asks that last namespace again, from the snapshot the close saved):",
             "",
-            "| mode | turns | namespaces read | first question p50/p95 ms | serving peak RSS MB "
-            "| cold open ms | cold first question with a snapshot ms |",
-            "|---|---|---|---|---|---|---|",
+            "| mode | turns | namespaces read | first question p50/p95 ms | later questions p50/p95 ms "
+            "| their CPU p95 ms | load | serving peak RSS MB | cold open ms | cold first question with a snapshot ms |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         lines += [
             f"| {layout(r)} | {r['size_turns']:,} | {r['serve_namespaces']} "
             f"| {f(r.get('serve_first_query_p50_ms'), 0)} / {f(r.get('serve_first_query_p95_ms'), 0)} "
+            f"| {f(r.get('serve_search_p50_ms'))} / {f(r.get('serve_search_p95_ms'))} "
+            f"| {f(r.get('serve_search_cpu_p95_ms'))} "
+            f"| {' / '.join(f(x) for x in r.get('serve_load', [None, None]))} "
             f"| {f(r.get('serve_peak_rss_mb'), 0)} | {f(r.get('snapshot_cold_open_ms'), 0)} "
             f"| {f(r.get('snapshot_cold_first_query_ms'), 0)} |"
             for r in served

@@ -216,11 +216,13 @@ print(json.dumps(serve_reads(sys.argv[1], json.loads(sys.argv[2]))))
 
 def serve_reads(directory: str, spec: dict[str, Any]) -> dict[str, Any]:
     """A serving process on a finished store: one question in each of up to :data:`SERVE_NAMESPACES`
-    namespaces (each its first in this process), then close (which saves side-index snapshots).
+    namespaces (each its first in this process), then ``spec["queries"]`` questions in the last of
+    them, then close (which saves side-index snapshots).
 
-    Returns the first-question latencies (p50/p95 ms), how many namespaces were read, and the
-    process's peak RSS: the memory of an agent process that reads a large store, beside the
-    ingesting process's peak in ``peak_rss_mb``.
+    Returns the first-question latencies (p50/p95 ms), how many namespaces were read, the later
+    questions' latency and CPU time with the load around them, and the process's peak RSS: the
+    memory of an agent process that reads a large store, beside the ingesting process's peak in
+    ``peak_rss_mb``.
     """
     from ltm_agent.embeddings import HashingEmbedder
     from ltm_agent.memory_stores import ChromaStore
@@ -239,11 +241,25 @@ def serve_reads(directory: str, spec: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
         retriever.retrieve(namespace, query, budget_tokens=1024)
         first.append(time.perf_counter() - started)
+    # Then the questions of a conversation going on: spec["queries"] more in the last namespace read.
+    last = (f"user-{chosen[-1]:04}",)
+    questions = _queries(synthetic_conversation(last[0], min(per_ns, size - chosen[-1] * per_ns), seed),
+                         spec.get("queries", 40), seed + 1)
+    load_start = os.getloadavg()[0]
+    warm, cpu = [], []
+    for query in questions:
+        started, cpu_started = time.perf_counter(), time.process_time()
+        retriever.retrieve(last, query, budget_tokens=1024)
+        warm.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - cpu_started)
+    load_end = os.getloadavg()[0]
     started = time.perf_counter()
     store.close()
     return {"serve_namespaces": len(chosen), "serve_first_query_p50_ms": _pct(first, 50),
-            "serve_first_query_p95_ms": _pct(first, 95), "serve_peak_rss_mb": _rss_mb(),
-            "serve_close_ms": (time.perf_counter() - started) * 1000, "serve_last_namespace": [f"user-{chosen[-1]:04}"]}
+            "serve_first_query_p95_ms": _pct(first, 95), "serve_search_p50_ms": _pct(warm, 50),
+            "serve_search_p95_ms": _pct(warm, 95), "serve_search_cpu_p95_ms": _pct(cpu, 95),
+            "serve_load": [load_start, load_end], "serve_peak_rss_mb": _rss_mb(),
+            "serve_close_ms": (time.perf_counter() - started) * 1000, "serve_last_namespace": list(last)}
 
 
 def measure_serving(spec: dict[str, Any]) -> dict[str, Any]:

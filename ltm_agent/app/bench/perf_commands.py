@@ -214,8 +214,6 @@ def _targets(results: list[dict[str, Any]]) -> str:
 
     at(standard, 100_000, "search_p95_ms", 30, "search p95 <= 30 ms at 100k turns (10k per namespace)", "ms")
     at(standard, 1_000_000, "search_p95_ms", 50, "search p95 <= 50 ms at 1M turns / 10k per namespace", "ms")
-    at(single, 100_000, "search_p95_ms", 100, "one namespace of 100k turns ingests and answers with p95 <= 100 ms", "ms")
-    at(standard, 1_000_000, "peak_rss_mb", 3072, "peak RSS <= 3 GB at 1M turns (the process that ingested them)", "MB")
     if largest is not None and largest.get("serve_search_p95_ms") is not None and largest["size_turns"] >= 1_000_000:
         value, (start, end) = largest["serve_search_p95_ms"], largest.get("serve_load", [float("nan")] * 2)
         lines.append(
@@ -223,6 +221,8 @@ def _targets(results: list[dict[str, Any]]) -> str:
             f"{largest['size_turns']:,}-turn store) | {'met' if value <= 50 else 'missed'}: {value:,.1f} ms at load "
             f"{start:.1f} / {end:.1f}; CPU time p95 {largest.get('serve_search_cpu_p95_ms', float('nan')):,.1f} ms |"
         )
+    at(single, 100_000, "search_p95_ms", 100, "one namespace of 100k turns ingests and answers with p95 <= 100 ms", "ms")
+    at(standard, 1_000_000, "peak_rss_mb", 3072, "peak RSS <= 3 GB at 1M turns (the process that ingested them)", "MB")
     if largest is not None and largest.get("serve_peak_rss_mb") is not None:
         at(standard, largest["size_turns"], "serve_peak_rss_mb", 3072,
            f"(peak RSS of a process serving the {largest['size_turns']:,}-turn store: one question in each of "

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 # Before anything imports onnxruntime/chromadb: they write caches under $HOME.
 _HOME = tempfile.mkdtemp(prefix="ltm-test-home-")
 os.environ["HOME"] = _HOME
+atexit.register(shutil.rmtree, _HOME, True)  # every run used to leave its HOME behind in /tmp
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -167,3 +167,20 @@ def test_paths_page_sets_product_paths_beside_bulk(locomo_run: Path, tmp_path: P
     summary = json.loads((live / "summary.json").read_text())["systems"]["ltm@live"]["metrics"]
     assert f"| locomo | `ltm@live` | live | 11 | {summary['recall@512t']:.3f} |" in text
     assert "| locomo | `ltm@live` | 0-99 |" in text and "Δ r@1024t vs bulk" in text
+
+
+def test_the_langgraph_path_scores_the_excerpts_the_node_gave(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Long memories reach the agent as excerpts; the path benchmark scores those, not whole turns."""
+    from ltm_agent.app.bench import systems
+
+    monkeypatch.setitem(systems.SYSTEMS, "ltm", systems._ltm("ltm", excerpt_tokens=20))  # most turns are "long"
+    rows = {}
+    for path in ("bulk", "langgraph"):
+        out = tmp_path / path
+        run_retrieval_bench("longmemeval", DATA / "mini_longmemeval.jsonl", out, systems=("ltm",),
+                            embedder=HashingEmbedder(64), progress=False, path=path, speed_systems=())
+        rows[path] = {r["question_id"]: r for r in _lines(out)}
+    assert any("[excerpt of a" in i["text"] for r in rows["bulk"].values() for i in r["retrieved"])
+    for qid, row in rows["langgraph"].items():
+        ours = [(i["text"], i["sources"]) for i in row["retrieved"]][:5]
+        assert ours and ours == [(i["text"], i["sources"]) for i in rows["bulk"][qid]["retrieved"]][: len(ours)], qid

@@ -85,11 +85,13 @@ class PathLTM(LTM):
     def _end_session(self, ns: Namespace, session: Any) -> None:
         """Called after each session's last turn."""
 
-    def _items(self, ns: Namespace, ids: list[str]) -> list[MemoryItem]:
-        """The stored items behind retrieved ids, rendered as ``ltm`` renders them, in the given order."""
+    def _items(self, ns: Namespace, ids: list[str], query: str) -> list[MemoryItem]:
+        """The stored items behind retrieved ids, rendered as ``ltm`` renders them for ``query``
+        (dates, and excerpts of long memories: what the node or block gave the agent), in the given order."""
         found = self.store.get(ns, ids) if ids else []
-        render = self.retriever.config.render_dates
-        return [to_memory_item(item, 1.0 / (rank + 1), render_dates=render)
+        config = self.retriever.config
+        return [to_memory_item(item, 1.0 / (rank + 1), render_dates=config.render_dates, query=query,
+                               excerpt_tokens=config.excerpt_budget(query))
                 for rank, item in enumerate(found) if item is not None]
 
 
@@ -157,7 +159,7 @@ class LTMLangGraph(PathLTM):
         out = self._graph(node, checkpointer=False).invoke(
             {"messages": [HumanMessage(question.text)]}, {"configurable": {"reference_time": question.question_time}}
         )
-        return self._items(ns, [c["id"] for c in out["memory_citations"]])
+        return self._items(ns, [c["id"] for c in out["memory_citations"]], question.text)
 
 
 class LTMLlamaIndex(PathLTM):
@@ -213,7 +215,7 @@ class LTMLlamaIndex(PathLTM):
         # What Memory rendered names memories m1..mN; the block keeps the items behind those refs.
         rendered = block.last_items
         refs = [int(n) - 1 for n in _MEMORY_REF.findall(text)]
-        return self._items(ns, [rendered[r].id for r in refs if 0 <= r < len(rendered)])
+        return self._items(ns, [rendered[r].id for r in refs if 0 <= r < len(rendered)], question.text)
 
 
 PATH_CLASSES: dict[str, type[PathLTM]] = {"live": LTMLive, "langgraph": LTMLangGraph, "llamaindex": LTMLlamaIndex}

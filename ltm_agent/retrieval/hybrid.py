@@ -16,7 +16,7 @@ import json
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Literal, Sequence
+from typing import Iterable, Literal, Sequence
 
 import numpy as np
 
@@ -177,16 +177,17 @@ def _value_key(item: StoredItem) -> str:
     return f"id:{item.id}"  # facts, notes, rounds: their own text, even when they share sources
 
 
+def speakers_named(query: str, items: Iterable[StoredItem]) -> set[str]:
+    """The (lowercased) speakers of ``items`` whose name is a word of ``query``."""
+    words = {w.lower() for w in _WORD.findall(query)}
+    return {s for s in (str(i.metadata.get("speaker", "")).lower() for i in items) if s and s in words}
+
+
 def _boost_speakers(
     query: str, fused: list[tuple[str, float]], by_value: dict[str, StoredItem], boost: float
 ) -> list[tuple[str, float]]:
     """Raise memories said by a speaker the query names ("What did Caroline ...")."""
-    words = {w.lower() for w in _WORD.findall(query)}
-    named = {
-        str(item.metadata.get("speaker", "")).lower()
-        for item in by_value.values()
-        if str(item.metadata.get("speaker", "")).lower() in words
-    }
+    named = speakers_named(query, by_value.values())
     if not named:
         return fused
     rescored = [
@@ -206,6 +207,30 @@ def _mix_usage(
     mix = UsageMix(config.utility_weight, config.heat_weight)
     mixed = [(v, mix.score(score, by_value[v])) for v, score in fused]
     return sorted(mixed, key=lambda vs: -vs[1])
+
+
+def default_order(
+    query: str,
+    fused: Sequence[tuple[str, float]],
+    by_value: dict[str, StoredItem],
+    config: RetrievalConfig,
+    *,
+    usage: bool = True,
+) -> list[tuple[str, float]]:
+    """The ``fusion="rrf"`` read path after fusion: speaker boost, the opt-in usage mix (unless
+    ``usage=False``), the fused session ranking, the opt-in diversification over sessions."""
+    out = list(fused)
+    if config.speaker_boost:
+        out = _boost_speakers(query, out, by_value, config.speaker_boost)
+    if usage and (config.utility_weight or config.heat_weight):  # opt-in; off by default
+        out = _mix_usage(out, by_value, config)
+    if config.session_weight:
+        out = fuse_session_ranking(
+            out, lambda v: by_value[v].metadata.get("session_id"), weight=config.session_weight, k=config.rrf_k
+        )
+    if config.session_diversity:
+        out = diversify_sessions(out, lambda v: by_value[v].metadata.get("session_id"), penalty=config.session_diversity)
+    return out
 
 
 def _rocchio(
@@ -360,21 +385,14 @@ class HybridRetriever:
             rankings += [(ranking, weight * self.config.feedback_weight) for ranking, weight in found]
             fused = self._fuse(rankings, by_value)
         window = self.time_window(query, reference_time)
-        learned = self.config.fusion == "learned"
-        if learned:  # the model scores every candidate; speaker and session signals are its features
+        if self.config.fusion == "learned":  # the model scores every candidate; speaker and session are features
             from ltm_agent.retrieval.learned import learned_fusion
 
             fused = learned_fusion(query, rankings, by_value, fused, self.config, window)
-        if self.config.speaker_boost and not learned:
-            fused = _boost_speakers(query, fused, by_value, self.config.speaker_boost)
-        if self.config.utility_weight or self.config.heat_weight:  # opt-in; off by default
-            fused = _mix_usage(fused, by_value, self.config)
-        if self.config.session_weight and not learned:
-            fused = fuse_session_ranking(
-                fused, lambda v: by_value[v].metadata.get("session_id"), weight=self.config.session_weight, k=self.config.rrf_k
-            )
-        if self.config.session_diversity and not learned:
-            fused = diversify_sessions(fused, lambda v: by_value[v].metadata.get("session_id"), penalty=self.config.session_diversity)
+            if self.config.utility_weight or self.config.heat_weight:  # opt-in; off by default
+                fused = _mix_usage(fused, by_value, self.config)
+        else:
+            fused = default_order(query, fused, by_value, self.config)
         if window is not None:
             fused = stable_partition(fused, lambda vs: window.contains(_event_time(by_value[vs[0]])))
         chosen = fused if depth is None else fused[:depth]

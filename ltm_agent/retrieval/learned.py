@@ -35,8 +35,8 @@ import numpy as np
 
 from ltm_agent.errors import DataFormatError, InvalidInputError, describe
 from ltm_agent.records import ScoredItem, StoredItem
-from ltm_agent.retrieval.hybrid import _WORD, _boost_speakers, _event_time, _value_key, asks_what_was_said
-from ltm_agent.retrieval.sessions import SESSION_TOP, diversify_sessions, fuse_session_ranking
+from ltm_agent.retrieval.hybrid import _event_time, _value_key, asks_what_was_said, default_order, speakers_named
+from ltm_agent.retrieval.sessions import SESSION_TOP
 from ltm_agent.units import carries_own_context
 
 if TYPE_CHECKING:
@@ -119,11 +119,6 @@ def ranking_names(config: RetrievalConfig, count: int) -> list[str | None]:
     raise InvalidInputError(f"cannot name {count} rankings for this configuration ({len(first)} in the first pass)")
 
 
-def _speakers_named(query: str, items: Sequence[StoredItem]) -> set[str]:
-    words = {w.lower() for w in _WORD.findall(query)}
-    return {s for s in (str(i.metadata.get("speaker", "")).lower() for i in items) if s and s in words}
-
-
 def candidate_features(
     query: str,
     rankings: Sequence[tuple[list[ScoredItem], float]],
@@ -172,7 +167,7 @@ def candidate_features(
     items = [by_value[v] for v, _ in fused]
     for position, (value, _) in enumerate(rrf_order(query, fused, by_value, config), start=1):
         out[row[value], _COLUMN["rr_default"]] = 1.0 / (k + position)
-    named = _speakers_named(query, items)
+    named = speakers_named(query, items)
     said = 1.0 if asks_what_was_said(query) else 0.0
     sessions = [item.metadata.get("session_id") for item in items]
     top = Counter(s for s in sessions[:SESSION_AGREEMENT_TOP] if s is not None)
@@ -351,20 +346,9 @@ def capture_candidates() -> Iterator[list[CandidateSet]]:
 def rrf_order(
     query: str, fused: Sequence[tuple[str, float]], by_value: dict[str, StoredItem], config: RetrievalConfig
 ) -> list[tuple[str, float]]:
-    """The default tail of the read path after fusion: speaker boost, then the fused session ranking.
-
-    (The opt-in usage mix is not repeated here; the read path applies it to either fusion.)
-    """
-    out = list(fused)
-    if config.speaker_boost:
-        out = _boost_speakers(query, out, by_value, config.speaker_boost)
-    if config.session_weight:
-        out = fuse_session_ranking(
-            out, lambda v: by_value[v].metadata.get("session_id"), weight=config.session_weight, k=config.rrf_k
-        )
-    if config.session_diversity:
-        out = diversify_sessions(out, lambda v: by_value[v].metadata.get("session_id"), penalty=config.session_diversity)
-    return out
+    """The default (``fusion="rrf"``) order of the candidates, as the read path gives it, without
+    the opt-in usage mix (the read path applies that to either fusion)."""
+    return default_order(query, fused, by_value, config, usage=False)
 
 
 def learned_fusion(

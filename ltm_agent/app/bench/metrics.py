@@ -309,7 +309,8 @@ def _item(entry: object, rank: int) -> _Item:
             f"list the ids of the turns the item came from"
         )
     if cut:  # an excerpt that cut these evidence turns' answer does not cover them
-        sources = [s for s in sources if s not in set(cut)]
+        dropped = set(cut)
+        sources = [s for s in sources if s not in dropped]
     return _Item(tokens, tuple(sources))
 
 

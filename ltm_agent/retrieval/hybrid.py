@@ -21,12 +21,14 @@ from typing import Iterable, Literal, Sequence
 import numpy as np
 
 from ltm_agent.dates import from_timestamp, require_aware, to_timestamp
+from ltm_agent.errors import InvalidInputError
 from ltm_agent.filters import Filter
 from ltm_agent.namespaces import Namespace, validate_namespace
 from ltm_agent.records import MemoryItem, RecordKind, ScoredItem, StoredItem
 from ltm_agent.retrieval.excerpts import excerpt
 from ltm_agent.retrieval.fusion import reciprocal_rank_fusion
 from ltm_agent.retrieval.packing import pack
+from ltm_agent.retrieval.query_types import asks_for_a_set
 from ltm_agent.retrieval.sessions import diversify_sessions, fuse_session_ranking
 from ltm_agent.retrieval.time_window import TimeWindow, query_time_window, stable_partition
 from ltm_agent.store import MemoryStore, SearchOp, validate_text
@@ -100,6 +102,11 @@ class RetrievalConfig:
             ``"learned"``: a logistic model over every ranking's rank and score replaces
             those three (:mod:`ltm_agent.retrieval.learned`; cross-validated numbers in
             docs/retrieval.md). The time-window partition applies after either.
+        for_sets: Settings used instead for a question that asks for a set
+            (:func:`~ltm_agent.retrieval.query_types.asks_for_a_set`: "What books has
+            Melanie read?", "How many tournaments has Nate won?"), as ``(field, value)``
+            pairs, e.g. ``(("session_diversity", 0.2),)``; empty = off (the default).
+            Such evidence is often one turn in each of several sessions.
     """
 
     units: tuple[str, ...] = (str(RecordKind.TURN), str(RecordKind.CONTEXT))
@@ -126,6 +133,30 @@ class RetrievalConfig:
     excerpt_when_recalling: bool = False
     long_turns_as_context: Literal["never", "recall", "always"] = "recall"
     fusion: Literal["rrf", "learned"] = "rrf"
+    for_sets: tuple[tuple[str, object], ...] = ()
+
+    def __post_init__(self) -> None:
+        known = set(self.__dataclass_fields__) - {"for_sets"}
+        for pair in self.for_sets:
+            if not (isinstance(pair, tuple) and len(pair) == 2 and pair[0] in known):
+                raise InvalidInputError(
+                    f"RetrievalConfig.for_sets takes (field, value) pairs naming other RetrievalConfig fields; "
+                    f"got {pair!r} ({type(pair).__name__}); use e.g. (('session_diversity', 0.2),)"
+                )
+
+    def for_query(self, query: str) -> RetrievalConfig:
+        """The settings for this question: ``self``, or with ``for_sets`` applied when it asks for a set.
+
+        Example:
+            >>> config = RetrievalConfig(for_sets=(("session_diversity", 0.2),))
+            >>> config.for_query("What books has Melanie read?").session_diversity
+            0.2
+            >>> config.for_query("When did Melanie read it?") is config
+            True
+        """
+        if not self.for_sets or not asks_for_a_set(query):
+            return self
+        return replace(self, **dict(self.for_sets), for_sets=())  # type: ignore[arg-type]
 
     def but(self, **changes: object) -> RetrievalConfig:
         """A copy with some fields changed (for ablations)."""
@@ -333,13 +364,14 @@ class HybridRetriever:
         depth: int | None = None,
     ) -> list[MemoryItem]:
         """Candidates in fused, time-expanded rank order (no budget); the first ``depth`` (all when ``None``)."""
+        config = self.config.for_query(query)
         ranked = self.ranked_items(
             namespace, query, reference_time=reference_time, as_of=as_of, filter=filter, depth=depth
         )
         # Rendering counts tokens: it is done only for the items a caller will look at.
-        excerpt_tokens = self.config.excerpt_budget(query)
+        excerpt_tokens = config.excerpt_budget(query)
         return [
-            to_memory_item(item, score, render_dates=self.config.render_dates, query=query, excerpt_tokens=excerpt_tokens)
+            to_memory_item(item, score, render_dates=config.render_dates, query=query, excerpt_tokens=excerpt_tokens)
             for item, score in ranked
         ]
 
@@ -354,6 +386,11 @@ class HybridRetriever:
         depth: int | None = None,
     ) -> list[tuple[StoredItem, float]]:
         """:meth:`rank` before rendering: the stored items with their fused scores."""
+        config = self.config.for_query(query)
+        if config is not self.config:  # a question type with its own settings (``for_sets``)
+            return HybridRetriever(self.store, config).ranked_items(
+                namespace, query, reference_time=reference_time, as_of=as_of, filter=filter, depth=depth
+            )
         namespace = validate_namespace(namespace)
         validate_text(query, limits=self.store.limits, what="query")
         where = self._where(as_of, filter)

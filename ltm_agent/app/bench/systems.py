@@ -11,6 +11,10 @@
   excerpts of longer ones; ``ltm-excerpts-recall`` - excerpts also on questions about what the
   assistant said; ``ltm-diverse`` - opt-in diversification over sessions, measured against ``ltm``;
   ``ltm-excerpts-64`` (not in the default runs) - 64-token excerpts.
+* ``ltm-sets``, ``ltm-sets-0.2``, ``ltm-sets-0.1``, ``ltm-sets-speaker``, ``ltm-sets-speaker-only``,
+  ``ltm-sets-flat`` (not in the default runs) - ``ltm`` with other settings (``RetrievalConfig.for_sets``:
+  session diversity 0.3 / 0.2 / 0.1, speaker boost 2 / 100, no session ranking with diversity 0.1)
+  only for questions that ask for a set (:func:`~ltm_agent.retrieval.query_types.asks_for_a_set`).
 * ``ltm-learned`` - ``ltm`` with ``fusion="learned"``: the shipped logistic model over every ranking's
   rank and score (:mod:`ltm_agent.retrieval.learned`); not in the default runs. Its weights were fitted
   on the dev files, so on them it is in-sample: ``bench train-fusion``'s cross-validation is its honest number.
@@ -423,6 +427,14 @@ SYSTEMS: dict[str, Callable[[Embedder], BenchSystem]] = {
     "ltm-excerpts-recall": _ltm("ltm-excerpts-recall", excerpt_when_recalling=True),
     "ltm-excerpts-64": _ltm("ltm-excerpts-64", excerpt_tokens=64),
     "ltm-learned": _ltm("ltm-learned", fusion="learned"),
+    # Query-type settings (opt-in, not in the default runs): other settings only for questions that
+    # ask for a set (ltm_agent.retrieval.query_types.asks_for_a_set); docs/retrieval.md has the numbers.
+    "ltm-sets": _ltm("ltm-sets", for_sets=(("session_diversity", 0.3),)),
+    "ltm-sets-0.2": _ltm("ltm-sets-0.2", for_sets=(("session_diversity", 0.2),)),
+    "ltm-sets-0.1": _ltm("ltm-sets-0.1", for_sets=(("session_diversity", 0.1),)),
+    "ltm-sets-speaker": _ltm("ltm-sets-speaker", for_sets=(("speaker_boost", 2.0),)),
+    "ltm-sets-speaker-only": _ltm("ltm-sets-speaker-only", for_sets=(("speaker_boost", 100.0),)),
+    "ltm-sets-flat": _ltm("ltm-sets-flat", for_sets=(("session_weight", 0.0), ("session_diversity", 0.1))),
     "ltm-facts": _ltm("ltm-facts", LTMFacts),
     "langgraph-inmemory": LangGraphInMemory,
     "llamaindex-vectorblock": _peer("LlamaIndexVectorBlock"),

@@ -18,7 +18,8 @@ import asyncio
 import random
 import threading
 import time
-from typing import Any, Callable
+from contextlib import nullcontext
+from typing import Any, Callable, ContextManager
 
 from ltm_agent.embeddings import Embedder
 from ltm_agent.errors import LTMError, StoreError
@@ -35,6 +36,7 @@ from ltm_agent.memory_stores.chroma.ops import (
     Open,
     Step,
 )
+from ltm_agent.memory_stores.chroma.scrub import IndexGate
 from ltm_agent.memory_stores.chroma.sideindex import SideCache
 from ltm_agent.namespaces import Namespace
 
@@ -61,6 +63,8 @@ class ChromaDriver:
     _keyword: SideCache
     _lock: threading.RLock
     _ef: Any
+    _gate: IndexGate | None
+    """An embedded directory's gate: Chroma calls pass it shared, an erase exclusive (None elsewhere)."""
     timeout: float | None
     """Seconds one server request may take before it counts as failed (``None``: embedded, no limit)."""
     retries: int
@@ -85,12 +89,17 @@ class ChromaDriver:
                 raise
         raise AssertionError("unreachable")
 
+    def _inside(self) -> ContextManager[None]:
+        return self._gate.shared() if self._gate is not None else nullcontext()
+
     def _do(self, request: Any) -> Any:
         if isinstance(request, Call):
             method = getattr(self._target(request.target, self._client, self._registry), request.method)
-            return self._call(method, request, self._handles)
+            with self._inside():
+                return self._call(method, request, self._handles)
         if isinstance(request, Open):
-            return self._open_collection(request)
+            with self._inside():
+                return self._open_collection(request)
         if isinstance(request, Embed):
             return self.embedder.embed_query(request.text)
         if isinstance(request, Forget):

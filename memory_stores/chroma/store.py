@@ -46,6 +46,7 @@ from ltm_agent.memory_stores.chroma.dirlock import lock_store_dir
 from ltm_agent.memory_stores.chroma.driver import ChromaDriver
 from ltm_agent.memory_stores.chroma.embedding_function import MiniLMEmbeddingFunction  # registers it with Chroma
 from ltm_agent.memory_stores.chroma.ops import Step
+from ltm_agent.memory_stores.chroma.scrub import IndexGate, gate_for, scrub_index_files
 from ltm_agent.memory_stores.chroma.sideindex import SideCache, shared_cache
 from ltm_agent.namespaces import Namespace
 from ltm_agent.records import StoredItem
@@ -140,6 +141,8 @@ class ChromaStore(ChromaDriver, MemoryStore):
         self._ahandles: dict[Namespace, Any] = {}
         self._keyword = SideCache()  # a server has other writers: the side index syncs before reads
         self._release_cache: Callable[[], None] | None = None
+        self._gate: IndexGate | None = None
+        self._release_gate: Callable[[], bool] | None = None
         self._writer = uuid.uuid4().hex[:16]  # stamps this object's records, so its side index knows them
         self._lock = threading.RLock()
         self._closed = False
@@ -204,6 +207,7 @@ class ChromaStore(ChromaDriver, MemoryStore):
         # This process holds the directory: its store objects are the only writers, and share a side index.
         store._keyword, store._release_cache = shared_cache(str(root))
         store._domain = _directory_domain(root)
+        store._gate, store._release_gate = gate_for(root)
         store._open(lambda exc: corrupt(root, exc))
         return store
 
@@ -378,16 +382,29 @@ class ChromaStore(ChromaDriver, MemoryStore):
             raise wrap(exc) from exc
 
     def _compact(self) -> None:
-        """After a namespace was deleted: remove its index folder and VACUUM away its freed pages.
+        """After a namespace was deleted: leave none of its bytes in any file of the directory.
 
         Chroma deletes a collection's rows but SQLite keeps their bytes in free
-        pages, and the collection's HNSW folder stays on disk; an erase must
-        leave nothing, so both go. A server's files are its operator's (see
+        pages, the collection's HNSW folder stays on disk, and other
+        collections' HNSW files can hold stale process memory
+        (:mod:`~ltm_agent.memory_stores.chroma.scrub`). So, while no Chroma call
+        of this process is inside, the directory's Chroma system stops (its
+        index buffers go; what they had not written is in Chroma's log), the
+        folder goes, ``VACUUM`` runs and the index files are scrubbed; then the
+        system starts again. A server's files are its operator's (see
         docs/stores.md).
         """
-        if self._root is None:
+        if self._root is None or self._gate is None:
             return
-        erase_deleted(self._root)
+        with self._gate.exclusive():
+            system = self._client._server
+            system.stop()
+            try:
+                erase_deleted(self._root)
+                scrub_index_files(self._root)
+            finally:
+                system.start()
+            self._gate.erased = True
 
     def close(self) -> None:
         """Release the clients; a persistent directory can then be reopened in this process."""
@@ -412,8 +429,24 @@ class ChromaStore(ChromaDriver, MemoryStore):
 
                     SharedSystemClient._identifier_to_system.pop(self._async_client._identifier, None)
             finally:
-                if self._unlock is not None:
-                    self._unlock()
+                try:
+                    self._scrub_after_close()
+                finally:
+                    if self._unlock is not None:
+                        self._unlock()
+
+    def _scrub_after_close(self) -> None:
+        """The last store object of a directory that erased something scrubs once more.
+
+        Index files made after the erase (a new namespace) were written from
+        buffers of a heap that had held the erased text.
+        """
+        if self._release_gate is None or self._gate is None or self._root is None:
+            return
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        if self._release_gate() and self._gate.erased and self._client._identifier not in SharedSystemClient._identifier_to_system:
+            scrub_index_files(self._root)
 
     # -- primitives -------------------------------------------------------
 

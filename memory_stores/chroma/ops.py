@@ -437,9 +437,9 @@ def current_entry(namespace: Namespace, cache: SideCache, writer: str, synced: s
         generation = cache.generation(namespace)
         entry = cache.snapshots.load(namespace, collection)
         if entry is not None:
-            entry.suspect = True
+            entry.suspect = not entry.unchanged  # unchanged: no write since it was saved (writepos.py)
             cache.install(namespace, entry, generation)
-    if entry is not None and (yield from _sync(namespace, entry, collection, writer)):
+    if entry is not None and (cache.current(entry) or (yield from _sync(namespace, entry, collection, writer))):
         synced.add(namespace)
         return entry
     for _ in range(3):  # other writers deleting during the rebuild: try again, then serve what we have

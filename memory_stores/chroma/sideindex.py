@@ -27,7 +27,9 @@ that failed half-way (the entry is then ``suspect`` and syncs once).
 **Snapshots** (embedded directories only, :mod:`~ltm_agent.memory_stores.chroma.snapshot`):
 when the last store object of a directory in a process closes, each cached entry that changed
 since its last snapshot is saved to ``<dir>/ltm-side/``. A later process's first read of the
-namespace loads it instead of reading the namespace back, then syncs it like an entry after a
+namespace loads it instead of reading the namespace back. If the collection's write position
+in Chroma's log is the one the snapshot recorded (:mod:`~ltm_agent.memory_stores.chroma.writepos`),
+nothing was written since and the entry answers at once; otherwise it syncs like an entry after a
 failed write (records since its newest stamp minus :data:`SKEW_US`, except those of the writers
 it was saved from, which it holds; then the count). A delete in a namespace removes its
 snapshot first. Snapshots are never written for ephemeral or server stores.
@@ -110,6 +112,9 @@ class SideEntry:
         """The ``version`` its snapshot holds (-1: none)."""
         self.retired = False
         """Its namespace was deleted: it must never be saved again."""
+        self.unchanged = False
+        """Set on an entry restored from a snapshot whose collection provably had no write since it
+        was saved (:mod:`~ltm_agent.memory_stores.chroma.writepos`): it needs no sync."""
         self.trusted: frozenset[str] | None = None
         """Set on an entry restored from a snapshot, until its first sync: the writers whose records
         stamped up to ``high_us`` it holds for sure (a snapshot is taken with no write in flight)."""

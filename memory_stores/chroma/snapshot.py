@@ -46,6 +46,7 @@ from ltm_agent.errors import StoreError
 from ltm_agent.memory_stores._keyword import UNINDEXED_KINDS
 from ltm_agent.memory_stores.chroma.layout import collection_name, from_micros, to_micros
 from ltm_agent.memory_stores.chroma.sideindex import EntryParts, SideEntry
+from ltm_agent.memory_stores.chroma.writepos import write_position
 from ltm_agent.namespaces import Namespace, namespace_key
 from ltm_agent.records import StoredItem
 
@@ -84,7 +85,8 @@ class SnapshotDir:
     """
 
     def __init__(self, root: str | Path) -> None:
-        self.folder = Path(root) / FOLDER
+        self.root = Path(root)
+        self.folder = self.root / FOLDER
         self._lock = threading.Lock()
         self._busy: Counter[Namespace] = Counter()  # writes and deletes in flight: no snapshot of these
 
@@ -151,8 +153,11 @@ class SnapshotDir:
                     return False
                 parts = entry.parts()
                 source = entry.source
+            # Read while no write of this process can start (hold() waits for our lock) and none is in
+            # flight: the position is the one of the Chroma state the parts were taken from.
+            position = write_position(self.root, source)
             try:
-                self._write(self.path(namespace), _encode(namespace, source, parts))
+                self._write(self.path(namespace), _encode(namespace, source, parts, position))
             except Exception as exc:  # noqa: BLE001 - see the docstring
                 log.warning("could not save the side-index snapshot of namespace %r: %s: %s", namespace, type(exc).__name__, exc)
                 return False
@@ -181,7 +186,12 @@ class SnapshotDir:
     def load(self, namespace: Namespace, collection: Any) -> SideEntry | None:
         """The namespace's entry from its snapshot, or ``None`` (no file, or a bad one, which is deleted).
 
-        The entry must still be synced with Chroma before it answers (the caller marks it suspect).
+        The entry's ``unchanged`` is true when the collection's write position
+        (:func:`~ltm_agent.memory_stores.chroma.writepos.write_position`) is the one the
+        snapshot recorded: nothing was written since, and the entry answers as it is.
+        Otherwise it must be synced with Chroma before it answers (the caller marks it
+        suspect), and it is saved again at close (with the new position) even if the
+        sync changes nothing.
         """
         path = self.path(namespace)
         if not os.path.lexists(path):
@@ -195,7 +205,13 @@ class SnapshotDir:
                 if set(data.files) != set(_ARRAYS):
                     raise ValueError(f"arrays {sorted(data.files)}, expected {sorted(_ARRAYS)}")
                 arrays = {name: data[name] for name in _ARRAYS}
-            return SideEntry.restore(_decode(namespace, source, dim, arrays), source)
+            parts, recorded = _decode(namespace, source, dim, arrays)
+            entry = SideEntry.restore(parts, source)
+            position = write_position(self.root, source)
+            entry.unchanged = recorded is not None and recorded == position
+            if not entry.unchanged and position is not None:
+                entry.saved = -1  # its position is stale but a proof is possible: worth writing again at close
+            return entry
         except Exception as exc:  # noqa: BLE001 - whatever is wrong with the file, Chroma has the truth
             log.warning(
                 "ignoring the side-index snapshot %s of namespace %r (%s: %s); rebuilding it from Chroma",
@@ -216,7 +232,7 @@ def _json(value: Any) -> np.ndarray:
     return np.frombuffer(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"), dtype=np.uint8)
 
 
-def _encode(namespace: Namespace, source: str, parts: EntryParts) -> dict[str, np.ndarray]:
+def _encode(namespace: Namespace, source: str, parts: EntryParts, position: dict[str, Any] | None) -> dict[str, np.ndarray]:
     writers = sorted({writer for _, writer in parts.stamps})
     index_of = {writer: n for n, writer in enumerate(writers)}
     items = parts.items
@@ -229,6 +245,7 @@ def _encode(namespace: Namespace, source: str, parts: EntryParts) -> dict[str, n
         "exact": parts.exact,
         "count": len(items),
         "writers": writers,
+        "position": position,  # None: no proof, a later load syncs (files without the key read the same)
     }
     body = {
         "ids": [item.id for item in items],
@@ -257,8 +274,13 @@ def _need(condition: bool, what: str) -> None:
         raise ValueError(what)
 
 
-def _decode(namespace: Namespace, source: str, dim: Any, arrays: Mapping[str, np.ndarray]) -> EntryParts:
-    """Check every array and JSON value of a snapshot, then assemble its parts (``ValueError`` otherwise)."""
+def _decode(
+    namespace: Namespace, source: str, dim: Any, arrays: Mapping[str, np.ndarray]
+) -> tuple[EntryParts, dict[str, Any] | None]:
+    """Check every array and JSON value of a snapshot, then assemble its parts (``ValueError`` otherwise).
+
+    Also returns the write position it recorded (``None``: none, or not a JSON object).
+    """
     for name, (dtype, ndim) in _ARRAYS.items():
         array = arrays[name]
         _need(array.dtype == dtype and array.ndim == ndim, f"{name} is {array.dtype} {array.shape}")
@@ -297,7 +319,8 @@ def _decode(namespace: Namespace, source: str, dim: Any, arrays: Mapping[str, np
         "postings_slots": arrays["postings_slots"],
         "postings_tfs": arrays["postings_tfs"],
     }
-    return EntryParts(0, high_us, exact, items, stamps, vectors, keyword)
+    position = header.get("position")
+    return EntryParts(0, high_us, exact, items, stamps, vectors, keyword), position if isinstance(position, dict) else None
 
 
 def _is_int(value: Any) -> bool:

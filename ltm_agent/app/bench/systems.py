@@ -14,7 +14,9 @@
 * ``ltm-sets``, ``ltm-sets-0.2``, ``ltm-sets-0.1``, ``ltm-sets-speaker``, ``ltm-sets-speaker-only``,
   ``ltm-sets-flat`` (not in the default runs) - ``ltm`` with other settings (``RetrievalConfig.for_sets``:
   session diversity 0.3 / 0.2 / 0.1, speaker boost 2 / 100, no session ranking with diversity 0.1)
-  only for questions that ask for a set (:func:`~ltm_agent.retrieval.query_types.asks_for_a_set`).
+  only for questions that ask for a set (:func:`~ltm_agent.retrieval.query_types.asks_for_a_set`);
+  ``ltm-sets-speaker-1.2``, ``ltm-sets-feedback`` (feedback on 6 memories), ``ltm-sets-feedback-speaker``
+  likewise; ``ltm-speaker-2`` - the speaker boost 2 on every question (the rule's control).
 * ``ltm-learned`` - ``ltm`` with ``fusion="learned"``: the shipped logistic model over every ranking's
   rank and score (:mod:`ltm_agent.retrieval.learned`); not in the default runs. Its weights were fitted
   on the dev files, so on them it is in-sample: ``bench train-fusion``'s cross-validation is its honest number.
@@ -435,6 +437,10 @@ SYSTEMS: dict[str, Callable[[Embedder], BenchSystem]] = {
     "ltm-sets-speaker": _ltm("ltm-sets-speaker", for_sets=(("speaker_boost", 2.0),)),
     "ltm-sets-speaker-only": _ltm("ltm-sets-speaker-only", for_sets=(("speaker_boost", 100.0),)),
     "ltm-sets-flat": _ltm("ltm-sets-flat", for_sets=(("session_weight", 0.0), ("session_diversity", 0.1))),
+    "ltm-sets-speaker-1.2": _ltm("ltm-sets-speaker-1.2", for_sets=(("speaker_boost", 1.2),)),
+    "ltm-sets-feedback": _ltm("ltm-sets-feedback", for_sets=(("feedback_docs", 6),)),
+    "ltm-sets-feedback-speaker": _ltm("ltm-sets-feedback-speaker", for_sets=(("feedback_docs", 6), ("speaker_boost", 2.0))),
+    "ltm-speaker-2": _ltm("ltm-speaker-2", speaker_boost=2.0),  # the control: the larger boost on every question
     "ltm-facts": _ltm("ltm-facts", LTMFacts),
     "langgraph-inmemory": LangGraphInMemory,
     "llamaindex-vectorblock": _peer("LlamaIndexVectorBlock"),

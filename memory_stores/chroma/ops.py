@@ -437,7 +437,7 @@ def current_entry(namespace: Namespace, cache: SideCache, writer: str, synced: s
         generation = cache.generation(namespace)
         entry = cache.snapshots.load(namespace, collection)
         if entry is not None:
-            entry.suspect = not entry.unchanged  # unchanged: no write since it was saved (writepos.py)
+            entry.suspect = not entry.proven  # proven current at load: no sync (snapshot.py, writepos.py)
             cache.install(namespace, entry, generation)
     if entry is not None and (cache.current(entry) or (yield from _sync(namespace, entry, collection, writer))):
         synced.add(namespace)

@@ -112,9 +112,10 @@ class SideEntry:
         """The ``version`` its snapshot holds (-1: none)."""
         self.retired = False
         """Its namespace was deleted: it must never be saved again."""
-        self.unchanged = False
-        """Set on an entry restored from a snapshot whose collection provably had no write since it
-        was saved (:mod:`~ltm_agent.memory_stores.chroma.writepos`): it needs no sync."""
+        self.proven = False
+        """Set on an entry restored from a snapshot and provably current with Chroma (no write since
+        it was saved, or every write since fetched by id: :mod:`~ltm_agent.memory_stores.chroma.writepos`):
+        it needs no sync."""
         self.trusted: frozenset[str] | None = None
         """Set on an entry restored from a snapshot, until its first sync: the writers whose records
         stamped up to ``high_us`` it holds for sure (a snapshot is taken with no write in flight)."""

@@ -44,9 +44,9 @@ import numpy as np
 
 from ltm_agent.errors import StoreError
 from ltm_agent.memory_stores._keyword import UNINDEXED_KINDS
-from ltm_agent.memory_stores.chroma.layout import collection_name, from_micros, to_micros
+from ltm_agent.memory_stores.chroma.layout import collection_name, decode, from_micros, to_micros
 from ltm_agent.memory_stores.chroma.sideindex import EntryParts, SideEntry
-from ltm_agent.memory_stores.chroma.writepos import write_position
+from ltm_agent.memory_stores.chroma.writepos import write_position, written_since
 from ltm_agent.namespaces import Namespace, namespace_key
 from ltm_agent.records import StoredItem
 
@@ -186,12 +186,13 @@ class SnapshotDir:
     def load(self, namespace: Namespace, collection: Any) -> SideEntry | None:
         """The namespace's entry from its snapshot, or ``None`` (no file, or a bad one, which is deleted).
 
-        The entry's ``unchanged`` is true when the collection's write position
-        (:func:`~ltm_agent.memory_stores.chroma.writepos.write_position`) is the one the
-        snapshot recorded: nothing was written since, and the entry answers as it is.
-        Otherwise it must be synced with Chroma before it answers (the caller marks it
-        suspect), and it is saved again at close (with the new position) even if the
-        sync changes nothing.
+        The entry's ``proven`` is true when it is provably current: the collection's
+        write position (:func:`~ltm_agent.memory_stores.chroma.writepos.write_position`)
+        is the one the snapshot recorded (nothing was written since), or Chroma's log
+        still lists every id written since (:func:`~ltm_agent.memory_stores.chroma.writepos.written_since`)
+        and those records, fetched by id, were applied and the counts agree. Otherwise it
+        must be synced with Chroma before it answers (the caller marks it suspect). An
+        entry whose position moved is saved again at close, even if nothing else changed.
         """
         path = self.path(namespace)
         if not os.path.lexists(path):
@@ -207,11 +208,6 @@ class SnapshotDir:
                 arrays = {name: data[name] for name in _ARRAYS}
             parts, recorded = _decode(namespace, source, dim, arrays)
             entry = SideEntry.restore(parts, source)
-            position = write_position(self.root, source)
-            entry.unchanged = recorded is not None and recorded == position
-            if not entry.unchanged and position is not None:
-                entry.saved = -1  # its position is stale but a proof is possible: worth writing again at close
-            return entry
         except Exception as exc:  # noqa: BLE001 - whatever is wrong with the file, Chroma has the truth
             log.warning(
                 "ignoring the side-index snapshot %s of namespace %r (%s: %s); rebuilding it from Chroma",
@@ -223,6 +219,45 @@ class SnapshotDir:
                 except OSError as error:
                     log.warning("could not delete the bad snapshot %s: %s", path, error)
             return None
+        position = write_position(self.root, source)
+        entry.proven = recorded is not None and recorded == position
+        if not entry.proven and position is not None:
+            entry.saved = -1  # its position is stale but a proof is possible: worth writing again at close
+            written = None if recorded is None else written_since(self.root, source, recorded)
+            entry.proven = written is not None and _catch_up(namespace, entry, collection, written)
+        return entry
+
+
+_FETCH_PAGE = 2000
+"""Ids per ``get`` when catching up from the log (the store's page: far below SQLite's variable limit)."""
+
+
+def _catch_up(namespace: Namespace, entry: SideEntry, collection: Any, written: list[str]) -> bool:
+    """Apply the current records of ``written`` (ids the log lists since the snapshot) to ``entry``.
+
+    ``True`` when the entry then holds as many items as the collection; ``False`` (the caller
+    syncs, which applies the same records again if need be) on a count that disagrees or any
+    error, which is logged, never raised: the snapshot file itself is sound.
+    """
+    try:
+        include = ["documents", "metadatas", *(["embeddings"] if entry.exact else [])]
+        seen: set[str] = set()
+        for start in range(0, len(written), _FETCH_PAGE):
+            got = collection.get(ids=written[start : start + _FETCH_PAGE], include=include)
+            ids, docs, metas = list(got["ids"]), got["documents"], got["metadatas"]
+            if ids:
+                items = [decode(namespace, i, d, m) for i, d, m in zip(ids, docs, metas)]
+                stamps = [(int((m or {}).get("_updated_us", 0)), str((m or {}).get("_writer", ""))) for m in metas]
+                vectors = np.asarray(got["embeddings"], dtype=np.float32) if entry.exact else None
+                entry.apply(items, stamps, vectors)
+            seen.update(ids)
+        gone = [i for i in written if i not in seen and i in entry.items]
+        if gone:
+            entry.remove(gone)
+        return int(collection.count()) == len(entry)
+    except Exception as exc:  # noqa: BLE001 - an optimisation: the sync that follows reports real errors
+        log.warning("could not catch namespace %r up from Chroma's log (%s: %s); syncing it", namespace, type(exc).__name__, exc)
+        return False
 
 
 # -- the file layout ----------------------------------------------------------

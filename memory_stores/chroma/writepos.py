@@ -40,7 +40,16 @@ file, which matters only to *another process* writing the directory at that
 moment — the directory lock (:mod:`~ltm_agent.memory_stores.chroma.dirlock`)
 already keeps those out.
 
-Core types: :func:`write_position`.
+When the position moved, :func:`written_since` lists the ids written since
+from the log itself, provided the row the old position named is still there
+with the same hash (purges delete a prefix of a collection's rows, so every
+later row of it is still there too): the caller fetches those ids (a lookup
+by id, not a filter) instead of syncing. Chroma's purge keeps a collection's
+rows from its vector segment's last persisted position (every ~1,000
+records), so this covers a few hundred writes since the snapshot; further
+behind, ``None``, and the caller syncs.
+
+Core types: :func:`write_position`, :func:`written_since`.
 """
 
 from __future__ import annotations
@@ -50,12 +59,14 @@ import logging
 import os
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-__all__ = ["DATABASE", "write_position"]
+__all__ = ["DATABASE", "MAX_LOGGED", "write_position", "written_since"]
 
 DATABASE = "chroma.sqlite3"
 """Chroma's SQLite file in an embedded store directory."""
+MAX_LOGGED = 20_000
+"""Most log rows (of all collections) :func:`written_since` reads; further behind, the caller syncs."""
 _BUSY_TIMEOUT_S = 0.25
 """A read waits at most this long for a writer; then there is no proof (a sync follows), never a stall."""
 
@@ -81,6 +92,25 @@ def write_position(root: str | Path, collection_id: str) -> dict[str, Any] | Non
         >>> write_position(tempfile.mkdtemp(), "00000000-0000-0000-0000-000000000000") is None
         True
     """
+    return _read(root, collection_id, lambda db, inode: _position(db, collection_id, inode))
+
+
+def written_since(root: str | Path, collection_id: str, recorded: dict[str, Any]) -> list[str] | None:
+    """The ids of the collection's records written after position ``recorded``, from Chroma's log.
+
+    ``None`` unless the log provably still holds every such write: the same database
+    file, the row ``recorded`` names unchanged, at most :data:`MAX_LOGGED` rows since.
+    An id listed may since have been deleted (the caller finds it gone).
+
+    Example:
+        >>> import tempfile
+        >>> written_since(tempfile.mkdtemp(), "x", {"seq": 1, "row": "", "inode": 0}) is None
+        True
+    """
+    return _read(root, collection_id, lambda db, inode: _since(db, collection_id, inode, recorded))
+
+
+def _read(root: str | Path, collection_id: str, read: Callable[[sqlite3.Connection, int], Any]) -> Any:
     database = Path(root) / DATABASE
     try:
         inode = os.stat(database).st_ino
@@ -91,37 +121,34 @@ def write_position(root: str | Path, collection_id: str) -> dict[str, Any] | Non
     except (OSError, sqlite3.Error):
         return None
     try:
-        return _position(connection, collection_id, inode)
+        connection.execute("BEGIN")  # one read transaction: every value read at the same instant
+        return read(connection, inode)
     except (sqlite3.Error, ValueError, TypeError) as exc:
         log.debug("no write position for collection %s: %s: %s", collection_id, type(exc).__name__, exc)
         return None
     finally:
-        connection.close()
+        connection.close()  # also ends the read transaction
 
 
-def _position(connection: sqlite3.Connection, collection_id: str, inode: int) -> dict[str, Any] | None:
-    # One read transaction: the segment's position and the row it names are read at the same instant.
-    connection.execute("BEGIN")
-    try:
-        segments = connection.execute(
-            "SELECT m.seq_id FROM segments s LEFT JOIN max_seq_id m ON m.segment_id = s.id "
-            "WHERE s.collection = ? AND s.scope = 'METADATA'",
-            (collection_id,),
-        ).fetchall()
-        if len(segments) != 1:
-            return None
-        (seq,) = segments[0]
-        if seq is None:
-            # Never written to: a first write sets it. An empty queue row set proves the same.
-            return {"seq": None, "row": None, "inode": inode}
-        if type(seq) is not int:  # older Chroma stored positions as BLOBs: not a format this proof knows
-            return None
-        row = connection.execute(
-            "SELECT topic, id, operation, vector, encoding, metadata, created_at FROM embeddings_queue WHERE seq_id = ?",
-            (seq,),
-        ).fetchone()
-    finally:
-        connection.rollback()
+def _metadata_seq(connection: sqlite3.Connection, collection_id: str) -> tuple[bool, int | None]:
+    """``(known, seq)``: the METADATA segment's ``max_seq_id`` (``None``: never written); ``known`` is False on doubt."""
+    segments = connection.execute(
+        "SELECT m.seq_id FROM segments s LEFT JOIN max_seq_id m ON m.segment_id = s.id "
+        "WHERE s.collection = ? AND s.scope = 'METADATA'",
+        (collection_id,),
+    ).fetchall()
+    if len(segments) != 1:
+        return False, None
+    (seq,) = segments[0]
+    # Older Chroma stored positions as BLOBs: not a format this proof knows.
+    return (seq is None or type(seq) is int), seq
+
+
+def _row_digest(connection: sqlite3.Connection, seq: int, collection_id: str) -> str | None:
+    row = connection.execute(
+        "SELECT topic, id, operation, vector, encoding, metadata, created_at FROM embeddings_queue WHERE seq_id = ?",
+        (seq,),
+    ).fetchone()
     if row is None or not isinstance(row[0], str) or not row[0].endswith("/" + collection_id):
         return None
     digest = hashlib.sha256()
@@ -133,4 +160,37 @@ def _position(connection: sqlite3.Connection, collection_id: str, inode: int) ->
         else:
             kind, data = type(value).__name__[:1].encode(), str(value).encode("utf-8", "surrogatepass")
         digest.update(kind + len(data).to_bytes(8, "little") + data)
-    return {"seq": seq, "row": digest.hexdigest(), "inode": inode}
+    return digest.hexdigest()
+
+
+def _position(connection: sqlite3.Connection, collection_id: str, inode: int) -> dict[str, Any] | None:
+    known, seq = _metadata_seq(connection, collection_id)
+    if not known:
+        return None
+    if seq is None:  # never written to: a first write sets it
+        return {"seq": None, "row": None, "inode": inode}
+    digest = _row_digest(connection, seq, collection_id)
+    return None if digest is None else {"seq": seq, "row": digest, "inode": inode}
+
+
+def _since(connection: sqlite3.Connection, collection_id: str, inode: int, recorded: dict[str, Any]) -> list[str] | None:
+    old = recorded.get("seq")
+    if type(old) is not int or recorded.get("inode") != inode or not isinstance(recorded.get("row"), str):
+        return None
+    known, seq = _metadata_seq(connection, collection_id)
+    if not known or seq is None or seq < old or seq - old > MAX_LOGGED:
+        return None
+    if _row_digest(connection, old, collection_id) != recorded["row"]:
+        return None  # purged past it, or another row under its number: the log may lack writes
+    rows = connection.execute(
+        "SELECT seq_id, id FROM embeddings_queue WHERE seq_id > ? AND seq_id <= ? AND topic = ? ORDER BY seq_id",
+        (old, seq, _topic(connection, old)),
+    ).fetchall()
+    if seq > old and (not rows or rows[-1][0] != seq):
+        return None  # the row of the current position must be among them
+    return list(dict.fromkeys(str(item_id) for _, item_id in rows))
+
+
+def _topic(connection: sqlite3.Connection, seq: int) -> str:
+    (topic,) = connection.execute("SELECT topic FROM embeddings_queue WHERE seq_id = ?", (seq,)).fetchone()
+    return str(topic)

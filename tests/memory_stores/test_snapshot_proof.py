@@ -27,7 +27,7 @@ from ltm_agent.embeddings import HashingEmbedder
 from ltm_agent.memory_stores import ChromaStore
 from ltm_agent.memory_stores.chroma.layout import collection_name
 from ltm_agent.memory_stores.chroma.snapshot import SnapshotDir
-from ltm_agent.memory_stores.chroma.writepos import write_position
+from ltm_agent.memory_stores.chroma.writepos import write_position, written_since
 from ltm_agent.records import StoredItem
 
 NS = ("tenant", "a")
@@ -147,6 +147,12 @@ elif action == "delete-and-readd":  # the same id and count, a new text
 elif action == "swap":  # one delete and one add: the count stays
     collection.delete(ids=["m0004"])
     collection.add(ids=["z1"], documents=["zeppelin swapped in"], metadatas=[newer], embeddings=[vector])
+elif action == "unstamped":  # a plain client's edit: the text changes, the ltm-agent stamp does not
+    collection.update(ids=["m0003"], documents=["zeppelin unstamped"], embeddings=[vector])
+elif action == "many":  # enough writes that Chroma purges its log past the snapshot's position
+    for start in range(0, 1500, 100):
+        batch = [f"many{i}" for i in range(start, start + 100)]
+        collection.add(ids=batch, documents=["zeppelin many"] * 100, metadatas=[newer] * 100, embeddings=[vector] * 100)
 print("done")
 """
 
@@ -155,6 +161,7 @@ _EXPECTED = {
     "upsert": {"m0003": "zeppelin by upsert"},
     "delete-and-readd": {"m0003": "zeppelin re-added"},
     "swap": {"z1": "zeppelin swapped in"},
+    "unstamped": {"m0003": "zeppelin unstamped"},  # the where-filtered sync alone misses this one
 }
 
 
@@ -167,17 +174,33 @@ def _plain_write(root: Path, action: str) -> None:
 
 
 @pytest.mark.parametrize("action", sorted(_EXPECTED))
-def test_a_write_by_another_process_after_the_snapshot_is_seen(fast_tmp: Path, action: str) -> None:
+def test_a_write_by_another_process_after_the_snapshot_is_seen(fast_tmp: Path, action: str, chroma_reads: list) -> None:
     root = _filled(fast_tmp / "s")
     position = write_position(root, _collection_id(root))
     _plain_write(root, action)
     assert write_position(root, _collection_id(root)) != position
     with _open(root) as store:
+        chroma_reads.clear()
         found = {h.item.id: h.item.text for h in store.search(NS, "zeppelin", mode="keyword", limit=10)}
         assert found == _EXPECTED[action]
         dense = {h.item.id: h.item.text for h in store.search(NS, "zeppelin", mode="dense", limit=100)}
         assert {i: dense.get(i) for i in _EXPECTED[action]} == _EXPECTED[action]  # the vectors too (exact search)
         assert (store.get(NS, ["m0004"])[0] is None) == (action == "swap")
+        # Caught up from the ids Chroma's log lists since the snapshot: gets by id, no filter.
+        assert _where_gets(chroma_reads) == [] and any(kw.get("ids") for _, kw in chroma_reads)
+
+
+def test_writes_past_what_the_log_keeps_are_found_by_the_sync(fast_tmp: Path, chroma_reads: list) -> None:
+    root = _filled(fast_tmp / "s")
+    position = write_position(root, _collection_id(root))
+    assert position is not None
+    _plain_write(root, "many")
+    assert written_since(root, _collection_id(root), position) is None  # purged past the snapshot's row
+    with _open(root) as store:
+        chroma_reads.clear()
+        found = store.search(NS, "zeppelin", mode="keyword", limit=2000)
+        assert {h.item.id for h in found} == {f"many{i}" for i in range(1500)}
+        assert _where_gets(chroma_reads)
 
 
 def _collection_id(root: Path) -> str:

@@ -4,12 +4,31 @@ A side entry (:mod:`~ltm_agent.memory_stores.chroma.sideindex`) is derived from
 Chroma; building one reads the whole namespace back and tokenizes it (measured:
 3.9-5.5 s at 10,000 turns, 62 s at 100,000). So when the last store object of an
 embedded directory in a process closes, every cached entry that changed since
-its last snapshot is written to ``<dir>/ltm-side/<collection name>.npz``. The
-first read of the namespace in a later process loads it and then syncs it with
-Chroma as after a failed write: records stamped after the snapshot's newest
-minus :data:`~ltm_agent.memory_stores.chroma.sideindex.SKEW_US` are fetched,
-and a count that disagrees (a delete the snapshot cannot know) rebuilds. A
-snapshot may be old, but what is served is never wrong.
+its last snapshot is written to ``<dir>/ltm-side/<collection name>.npz``,
+with the collection's *write position* in Chroma's SQLite log
+(:mod:`~ltm_agent.memory_stores.chroma.writepos`: the metadata segment's
+``max_seq_id``, a hash of the log row it names and the database file's inode),
+read while no write of the process is in flight. The first read of the
+namespace in a later process loads the file, then:
+
+* **the position is unchanged**: no record of the collection was added,
+  updated or deleted since (by anyone: another process, a ``chroma run`` on
+  the directory), so the entry answers as it is, with no question to Chroma
+  (a where-filtered ``get`` costs 1-6 s at 2M items: Chroma's SQLite filters
+  the metadata of the whole database);
+* **it moved, but the log still holds the snapshot's row**: the ids written
+  since are read from the log and fetched by id (a few hundred writes; Chroma
+  purges older rows), then the counts must agree;
+* **otherwise** (no position: an older file, a locked or hot-journal
+  database, a copied directory, a purged log; or a count that disagrees) it is
+  synced as after a failed write: records stamped after the snapshot's newest
+  minus :data:`~ltm_agent.memory_stores.chroma.sideindex.SKEW_US` are fetched,
+  and a count that disagrees (a delete the snapshot cannot know) rebuilds.
+
+A snapshot may be old, but what is served is never wrong. Writers that ignore
+the directory lock while this process holds it (a raw client or server on the
+directory at the same time) are not supported by the side index at all; their
+writes made before a snapshot is saved could be counted in its position.
 
 Rules, because a store directory may come from elsewhere:
 

@@ -244,6 +244,8 @@ class SnapshotDir:
             entry.saved = -1  # its position is stale but a proof is possible: worth writing again at close
             written = None if recorded is None else written_since(self.root, source, recorded)
             entry.proven = written is not None and _catch_up(namespace, entry, collection, written)
+        if entry.proven:
+            entry.trusted = None  # as after a sync: a later failed write makes the next sync look at every writer
         return entry
 
 

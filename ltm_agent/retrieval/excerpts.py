@@ -49,6 +49,19 @@ def _terms(text: str) -> set[str]:
     return {w[:5] for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 2}
 
 
+def _matched(sentence: str, wanted: set[str]) -> set[str]:
+    """``wanted & _terms(sentence)``, without tokenizing a sentence that holds none of them.
+
+    The read path excerpts every long candidate (hundreds of sentences per question); a
+    query term is a lowercase ASCII prefix, so a sentence whose lowercase text does not
+    contain it cannot hold it.
+    """
+    low = sentence.lower()
+    if not any(term in low for term in wanted):
+        return set()
+    return wanted & {w[:5] for w in _WORD.findall(low) if w not in _STOP and len(w) > 2}
+
+
 def is_excerpt(text: str) -> bool:
     """Whether a rendered memory is an excerpt (ends with :data:`EXCERPT_MARK`).
 
@@ -74,16 +87,18 @@ def excerpt(text: str, query: str, max_tokens: int) -> str | None:
     total = count_tokens(text)
     if total <= max_tokens:
         return None
+    wanted = _terms(query)
+    if not wanted or not any(term in text.lower() for term in wanted):
+        return None  # no sentence can share a word with the query
     prefix, sep, body = text.partition(": ")
     if not sep or " " in prefix or len(prefix) > 40:
         prefix, body = "", text
-    wanted = _terms(query)
     sentences = [s for s in _SENTENCE.split(body) if s.strip()]
-    if not wanted or len(sentences) < 2:
+    if len(sentences) < 2:
         return None
     # A query word found in few of the memory's sentences says more than one found in all of
     # them (the topic word of a long answer): weigh each by its rarity inside the memory.
-    terms = [wanted & _terms(s) for s in sentences]
+    terms = [_matched(s, wanted) for s in sentences]
     seen = Counter(t for found in terms for t in found)
     scores = [sum(math.log(1.0 + len(sentences) / seen[t]) for t in found) for found in terms]
     best = max(range(len(sentences)), key=lambda i: (scores[i], -i))

@@ -341,3 +341,19 @@ def test_a_locked_database_gives_no_position_and_no_wait(fast_tmp: Path) -> None
         holder.execute("ROLLBACK")
         holder.close()
     assert write_position(fast_tmp / "db", str(collection.id)) is not None
+
+
+def test_the_proof_reads_a_database_in_wal_mode(fast_tmp: Path, chroma_reads: list) -> None:
+    """Chroma writes with a rollback journal; a directory someone switched to WAL reads the same."""
+    root = _filled(fast_tmp / "s")
+    with sqlite3.connect(root / "chroma.sqlite3") as db:
+        assert db.execute("PRAGMA journal_mode=WAL").fetchone() == ("wal",)
+    with _open(root) as store:
+        chroma_reads.clear()
+        assert store.search(NS, "wine", mode="keyword")
+        assert _where_gets(chroma_reads) == []
+        store.put([StoredItem(NS, "late", "late zeppelin")])
+    with _open(root) as store:
+        chroma_reads.clear()
+        assert [h.item.id for h in store.search(NS, "zeppelin", mode="keyword")] == ["late"]
+        assert _where_gets(chroma_reads) == []

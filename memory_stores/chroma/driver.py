@@ -24,6 +24,7 @@ from typing import Any, Callable, ContextManager
 from ltm_agent.embeddings import Embedder
 from ltm_agent.errors import LTMError, StoreError
 from ltm_agent.memory_stores.chroma.connect import check_embedder, connection_error, is_connection_error, is_retryable
+from ltm_agent.memory_stores.chroma.gate import LOADING_METHODS, IndexGate
 from ltm_agent.memory_stores.chroma.layout import collection_metadata, collection_name
 from ltm_agent.memory_stores.chroma.ops import (
     CLIENT,
@@ -36,7 +37,6 @@ from ltm_agent.memory_stores.chroma.ops import (
     Open,
     Step,
 )
-from ltm_agent.memory_stores.chroma.scrub import IndexGate
 from ltm_agent.memory_stores.chroma.sideindex import SideCache
 from ltm_agent.namespaces import Namespace
 
@@ -92,9 +92,50 @@ class ChromaDriver:
     def _inside(self) -> ContextManager[None]:
         return self._gate.shared() if self._gate is not None else nullcontext()
 
+    def _restart(self, while_stopped: Callable[[], None] | None = None, keep: str | None = None) -> None:
+        """Stop and start the embedded Chroma system while no call of this process is inside it.
+
+        Every loaded index is dropped (what it had not written replays from Chroma's
+        log when it loads again); ``while_stopped`` runs in between (an erase's scrub).
+        See :mod:`~ltm_agent.memory_stores.chroma.gate`.
+        """
+        if self._gate is None:
+            return
+        with self._gate.exclusive():
+            system = self._client._server
+            system.stop()
+            try:
+                if while_stopped is not None:
+                    while_stopped()
+            finally:
+                system.start()
+            self._gate.restarted(keep)
+
+    def _bound_memory(self, request: Call, target: Any) -> None:
+        """Before a call that loads a collection's index: restart the system if loaded items pass the bound."""
+        gate = self._gate
+        if gate is None or request.method not in LOADING_METHODS or request.target in (CLIENT, REGISTRY_HANDLE):
+            return
+        if gate.held_here():
+            return  # a call inside a call of this thread: the outer one is in, so no restart now
+        key = str(target.id)
+        added = len(request.kwargs.get("ids", ())) if request.method in ("upsert", "add") else 0
+
+        def items() -> int:
+            try:
+                with self._inside():
+                    return int(target.count())
+            except Exception:  # noqa: BLE001 - an estimate; the call itself reports what went wrong
+                return 0
+
+        if gate.loads(key, items, added):
+            self._restart(keep=key)
+
     def _do(self, request: Any) -> Any:
         if isinstance(request, Call):
-            method = getattr(self._target(request.target, self._client, self._registry), request.method)
+            target = self._target(request.target, self._client, self._registry)
+            self._bound_memory(request, target)
+            method = getattr(target, request.method)
             with self._inside():
                 return self._call(method, request, self._handles)
         if isinstance(request, Open):

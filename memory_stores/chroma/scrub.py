@@ -12,8 +12,8 @@ deleted text in another collection's ``data_level0.bin`` within 2 to 8 trials).
 Nothing reads those bytes (a loaded index knows its count), so zeroing them is
 safe whenever no Chroma system has the directory open: hnswlib only writes the
 header and the elements it holds, at their own offsets. :func:`scrub_index_files`
-does that; :class:`IndexGate` lets a store stop its directory's Chroma system
-while no call of this process is inside it. Core types: :class:`IndexGate`.
+does that; a store runs it while its directory's Chroma system is stopped
+(:mod:`~ltm_agent.memory_stores.chroma.gate`). Core function: :func:`scrub_index_files`.
 """
 
 from __future__ import annotations
@@ -21,13 +21,10 @@ from __future__ import annotations
 import logging
 import os
 import struct
-import threading
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
-__all__ = ["IndexGate", "gate_for", "scrub_index_files"]
+__all__ = ["scrub_index_files"]
 
 log = logging.getLogger(__name__)
 
@@ -107,83 +104,3 @@ def _zero_from(path: Path, keep: int) -> bool:
         file.flush()
         os.fsync(file.fileno())
     return True
-
-
-class IndexGate:
-    """A reader-writer gate over one embedded directory's Chroma system in this process.
-
-    Every Chroma call of the directory's store objects passes :meth:`shared`;
-    erasing takes :meth:`exclusive`, so it can stop the system (dropping every
-    index buffer), scrub the files and start it again while no call is inside.
-    Writers are preferred: a waiting erase holds back new calls.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._depth = threading.local()  # a thread already inside passes again (no self-deadlock)
-        self._inside = 0
-        self._erasing = False
-        self._waiting = 0
-        self.holders = 0
-        self.erased = False
-        """True once a namespace was erased here: the last close scrubs again (indexes made since may leak)."""
-
-    @contextmanager
-    def shared(self) -> Iterator[None]:
-        depth = getattr(self._depth, "n", 0)
-        with self._cond:
-            while depth == 0 and (self._erasing or self._waiting):
-                self._cond.wait()
-            self._inside += 1
-        self._depth.n = depth + 1
-        try:
-            yield
-        finally:
-            self._depth.n = depth
-            with self._cond:
-                self._inside -= 1
-                self._cond.notify_all()
-
-    @contextmanager
-    def exclusive(self) -> Iterator[None]:
-        with self._cond:
-            self._waiting += 1
-            try:
-                while self._erasing or self._inside:
-                    self._cond.wait()
-            finally:
-                self._waiting -= 1
-            self._erasing = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._erasing = False
-                self._cond.notify_all()
-
-
-_gates: dict[str, IndexGate] = {}
-_gates_lock = threading.Lock()
-
-
-def gate_for(root: Path) -> tuple[IndexGate, Callable[[], bool]]:
-    """The gate of an embedded directory in this process, and its release (True for the last holder)."""
-    key = f"{os.getpid()}:{root}"
-    with _gates_lock:
-        gate = _gates.setdefault(key, IndexGate())
-        gate.holders += 1
-    released = False
-
-    def release() -> bool:
-        nonlocal released
-        with _gates_lock:
-            if released:
-                return False
-            released = True
-            gate.holders -= 1
-            if gate.holders:
-                return False
-            _gates.pop(key, None)
-            return True
-
-    return gate, release

@@ -26,7 +26,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import numpy as np
 
 from ltm_agent.embeddings import Embedder, MiniLMEmbedder
-from ltm_agent.errors import LTMError, StoreError
+from ltm_agent.errors import InvalidInputError, LTMError, StoreError, describe
 from ltm_agent.memory_stores.chroma import ops as ops_
 from ltm_agent.memory_stores.chroma.connect import (
     check_bounds,
@@ -45,8 +45,9 @@ from ltm_agent.memory_stores.chroma.connect import (
 from ltm_agent.memory_stores.chroma.dirlock import lock_store_dir
 from ltm_agent.memory_stores.chroma.driver import ChromaDriver
 from ltm_agent.memory_stores.chroma.embedding_function import MiniLMEmbeddingFunction  # registers it with Chroma
+from ltm_agent.memory_stores.chroma.gate import MAX_RESIDENT_ITEMS, IndexGate, gate_for
 from ltm_agent.memory_stores.chroma.ops import Step
-from ltm_agent.memory_stores.chroma.scrub import IndexGate, gate_for, scrub_index_files
+from ltm_agent.memory_stores.chroma.scrub import scrub_index_files
 from ltm_agent.memory_stores.chroma.sideindex import SideCache, shared_cache
 from ltm_agent.namespaces import Namespace
 from ltm_agent.records import StoredItem
@@ -160,7 +161,13 @@ class ChromaStore(ChromaDriver, MemoryStore):
     # -- factories --------------------------------------------------------
 
     @classmethod
-    def persistent(cls, path: str | Path = ".ltm", *, embedder: Embedder | None = None) -> ChromaStore:
+    def persistent(
+        cls,
+        path: str | Path = ".ltm",
+        *,
+        embedder: Embedder | None = None,
+        max_resident_items: int | None = MAX_RESIDENT_ITEMS,
+    ) -> ChromaStore:
         """Open (or create) a store in a directory, embedded in this process.
 
         Closing it saves each side index that changed as a snapshot in
@@ -173,6 +180,12 @@ class ChromaStore(ChromaDriver, MemoryStore):
                 empty, or a store ltm-agent wrote.
             embedder: Defaults to :class:`~ltm_agent.embeddings.MiniLMEmbedder`.
                 Reopen a store with the embedder that wrote it.
+            max_resident_items: Items of the namespaces whose vector indexes
+                Chroma holds in memory, above which it drops them all (they
+                load again when used; ``None``: never). Chroma's embedded core
+                otherwise keeps every index it loaded, about 2 KB per item
+                (:mod:`~ltm_agent.memory_stores.chroma.gate`). Store objects of
+                one directory share the bound the first one set.
 
         Raises:
             CorruptStoreError: The path is a file, a non-Chroma directory, a
@@ -191,6 +204,9 @@ class ChromaStore(ChromaDriver, MemoryStore):
         """
         import chromadb
 
+        bad_bound = isinstance(max_resident_items, bool) or not isinstance(max_resident_items, (int, type(None)))
+        if bad_bound or (max_resident_items is not None and max_resident_items < 1):
+            raise InvalidInputError(f"max_resident_items must be a positive int or None, got {describe(max_resident_items)}")
         embedder = embedder if embedder is not None else MiniLMEmbedder()
         root = Path(path).expanduser().resolve()
         check_store_dir(root)
@@ -207,7 +223,7 @@ class ChromaStore(ChromaDriver, MemoryStore):
         # This process holds the directory: its store objects are the only writers, and share a side index.
         store._keyword, store._release_cache = shared_cache(str(root))
         store._domain = _directory_domain(root)
-        store._gate, store._release_gate = gate_for(root)
+        store._gate, store._release_gate = gate_for(root, max_resident_items)
         store._open(lambda exc: corrupt(root, exc))
         return store
 
@@ -394,17 +410,16 @@ class ChromaStore(ChromaDriver, MemoryStore):
         system starts again. A server's files are its operator's (see
         docs/stores.md).
         """
-        if self._root is None or self._gate is None:
+        root, gate = self._root, self._gate
+        if root is None or gate is None:
             return
-        with self._gate.exclusive():
-            system = self._client._server
-            system.stop()
-            try:
-                erase_deleted(self._root)
-                scrub_index_files(self._root)
-            finally:
-                system.start()
-            self._gate.erased = True
+
+        def erase() -> None:
+            erase_deleted(root)
+            scrub_index_files(root)
+            gate.erased = True
+
+        self._restart(erase)
 
     def close(self) -> None:
         """Release the clients; a persistent directory can then be reopened in this process."""

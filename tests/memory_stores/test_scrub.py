@@ -16,7 +16,8 @@ from pathlib import Path
 
 from ltm_agent.embeddings import HashingEmbedder
 from ltm_agent.memory_stores import ChromaStore
-from ltm_agent.memory_stores.chroma.scrub import IndexGate, scrub_index_files
+from ltm_agent.memory_stores.chroma.gate import IndexGate
+from ltm_agent.memory_stores.chroma.scrub import scrub_index_files
 from ltm_agent.records import StoredItem
 
 KEEP, VICTIM = ("keep",), ("victim",)

@@ -33,12 +33,17 @@ segments, a locked or hot-journal database, a timeout) yields ``None``:
 no proof, and the caller syncs as before.
 
 The reads use a separate read-only connection (``mode=ro``, a 0.25 s busy
-timeout, two primary-key lookups), so they never take a write lock. One
-caveat of two SQLite libraries in one process (Python's and Chroma's
-bundled one): closing our connection drops the process's POSIX locks on the
-file, which matters only to *another process* writing the directory at that
-moment — the directory lock (:mod:`~ltm_agent.memory_stores.chroma.dirlock`)
-already keeps those out.
+timeout, primary-key lookups), so they never take a write lock. Python's
+SQLite and Chroma's bundled one live in one process, where POSIX locks never
+block: SQLite's locking keeps other processes' writes away from our reads,
+but not this process's own (another thread writing another namespace). So a
+read counts only if no rollback journal and no WAL file exists and the
+database header's change counter, size and mtime are the same before and
+after it (:func:`_quiet`); Chroma writes with a rollback journal, so a
+database someone switched to WAL never gives a proof. Closing our file
+handles drops the process's POSIX locks on the file, which matters only to
+*another process* writing the directory at that moment — the directory lock
+(:mod:`~ltm_agent.memory_stores.chroma.dirlock`) already keeps those out.
 
 When the position moved, :func:`written_since` lists the ids written since
 from the log itself, provided the row the old position named is still there
@@ -112,6 +117,9 @@ def written_since(root: str | Path, collection_id: str, recorded: dict[str, Any]
 
 def _read(root: str | Path, collection_id: str, read: Callable[[sqlite3.Connection, int], Any]) -> Any:
     database = Path(root) / DATABASE
+    before = _quiet(database)
+    if before is None:
+        return None
     try:
         inode = os.stat(database).st_ino
         # Never mode=rw, never immutable=1 (that would skip locking and read a half-written file).
@@ -122,12 +130,35 @@ def _read(root: str | Path, collection_id: str, read: Callable[[sqlite3.Connecti
         return None
     try:
         connection.execute("BEGIN")  # one read transaction: every value read at the same instant
-        return read(connection, inode)
+        found = read(connection, inode)
     except (sqlite3.Error, ValueError, TypeError) as exc:
         log.debug("no write position for collection %s: %s: %s", collection_id, type(exc).__name__, exc)
         return None
     finally:
         connection.close()  # also ends the read transaction
+    return found if _quiet(database) == before else None
+
+
+def _quiet(database: Path) -> tuple[int, int, int] | None:
+    """The database's change counter, size and mtime while no write is under way; ``None`` otherwise.
+
+    Chroma's connections live in *this* process, and POSIX locks never block a process
+    against itself, so SQLite's locking does not keep our reader from pages Chroma is
+    rewriting: the same value before and after the reads, and no rollback journal
+    (it exists for the whole of a write) or WAL (whose readers rely on locks too)
+    either time, prove that no write overlapped them.
+    """
+    try:
+        if any(os.path.lexists(f"{database}{suffix}") for suffix in ("-journal", "-wal")):
+            return None
+        with open(database, "rb") as handle:
+            header = handle.read(28)
+            stat = os.fstat(handle.fileno())
+    except OSError:
+        return None
+    if len(header) < 28 or not header.startswith(b"SQLite format 3\x00"):
+        return None
+    return int.from_bytes(header[24:28], "big"), stat.st_size, stat.st_mtime_ns
 
 
 def _metadata_seq(connection: sqlite3.Connection, collection_id: str) -> tuple[bool, int | None]:

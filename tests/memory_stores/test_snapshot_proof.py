@@ -343,17 +343,33 @@ def test_a_locked_database_gives_no_position_and_no_wait(fast_tmp: Path) -> None
     assert write_position(fast_tmp / "db", str(collection.id)) is not None
 
 
-def test_the_proof_reads_a_database_in_wal_mode(fast_tmp: Path, chroma_reads: list) -> None:
-    """Chroma writes with a rollback journal; a directory someone switched to WAL reads the same."""
+def test_a_database_in_wal_mode_gives_no_proof_and_answers_alike(fast_tmp: Path, chroma_reads: list) -> None:
+    """In WAL mode a reader in Chroma's process is not isolated from its writes: no proof, a sync."""
     root = _filled(fast_tmp / "s")
+    with _open(root) as store:
+        store.search(NS, "wine", mode="keyword")
+        expected = _answers(store)
     with sqlite3.connect(root / "chroma.sqlite3") as db:
         assert db.execute("PRAGMA journal_mode=WAL").fetchone() == ("wal",)
     with _open(root) as store:
         chroma_reads.clear()
-        assert store.search(NS, "wine", mode="keyword")
-        assert _where_gets(chroma_reads) == []
+        assert _answers(store) == expected
+        assert _where_gets(chroma_reads)
         store.put([StoredItem(NS, "late", "late zeppelin")])
     with _open(root) as store:
-        chroma_reads.clear()
         assert [h.item.id for h in store.search(NS, "zeppelin", mode="keyword")] == ["late"]
-        assert _where_gets(chroma_reads) == []
+
+
+def test_a_write_under_way_gives_no_position(fast_tmp: Path) -> None:
+    """A rollback journal exists for the whole of a write: while it does, nothing is proven."""
+    import chromadb
+
+    collection = chromadb.PersistentClient(fast_tmp / "db").create_collection("mine")
+    collection.add(ids=["a"], embeddings=[[1.0, 0.0]])
+    assert write_position(fast_tmp / "db", str(collection.id)) is not None
+    journal = fast_tmp / "db" / "chroma.sqlite3-journal"
+    journal.write_bytes(b"")
+    try:
+        assert write_position(fast_tmp / "db", str(collection.id)) is None
+    finally:
+        journal.unlink()

@@ -19,8 +19,9 @@ namespace in a later process loads the file, then:
 * **it moved, but the log still holds the snapshot's row**: the ids written
   since are read from the log and fetched by id (a few hundred writes; Chroma
   purges older rows), then the counts must agree;
-* **otherwise** (no position: an older file, a locked or hot-journal
-  database, a copied directory, a purged log; or a count that disagrees) it is
+* **otherwise** (no position: an older file, a write under way, a locked,
+  hot-journal or WAL-mode database, a copied directory, a purged log; or a
+  count that disagrees) it is
   synced as after a failed write: records stamped after the snapshot's newest
   minus :data:`~ltm_agent.memory_stores.chroma.sideindex.SKEW_US` are fetched,
   and a count that disagrees (a delete the snapshot cannot know) rebuilds.

@@ -15,8 +15,8 @@
   ``ltm-sets-flat`` (not in the default runs) - ``ltm`` with other settings (``RetrievalConfig.for_sets``:
   session diversity 0.3 / 0.2 / 0.1, speaker boost 2 / 100, no session ranking with diversity 0.1)
   only for questions that ask for a set (:func:`~ltm_agent.retrieval.query_types.asks_for_a_set`);
-  ``ltm-sets-speaker-1.2``, ``ltm-sets-feedback`` (feedback on 6 memories), ``ltm-sets-feedback-speaker``
-  likewise; ``ltm-speaker-2`` - the speaker boost 2 on every question (the rule's control).
+  ``ltm-sets-speaker-1.2``, ``ltm-sets-feedback`` (feedback on 6 memories), ``ltm-sets-feedback-speaker``,
+  ``ltm-sets-speaker-ex48`` / ``-ex64`` (speaker boost 2 and 48- / 64-token excerpts) likewise; ``ltm-speaker-2`` - the speaker boost 2 on every question (the rule's control).
 * ``ltm-learned`` - ``ltm`` with ``fusion="learned"``: the shipped logistic model over every ranking's
   rank and score (:mod:`ltm_agent.retrieval.learned`); not in the default runs. Its weights were fitted
   on the dev files, so on them it is in-sample: ``bench train-fusion``'s cross-validation is its honest number.
@@ -440,6 +440,8 @@ SYSTEMS: dict[str, Callable[[Embedder], BenchSystem]] = {
     "ltm-sets-speaker-1.2": _ltm("ltm-sets-speaker-1.2", for_sets=(("speaker_boost", 1.2),)),
     "ltm-sets-feedback": _ltm("ltm-sets-feedback", for_sets=(("feedback_docs", 6),)),
     "ltm-sets-feedback-speaker": _ltm("ltm-sets-feedback-speaker", for_sets=(("feedback_docs", 6), ("speaker_boost", 2.0))),
+    "ltm-sets-speaker-ex48": _ltm("ltm-sets-speaker-ex48", for_sets=(("speaker_boost", 2.0), ("excerpt_tokens", 48))),
+    "ltm-sets-speaker-ex64": _ltm("ltm-sets-speaker-ex64", for_sets=(("speaker_boost", 2.0), ("excerpt_tokens", 64))),
     "ltm-speaker-2": _ltm("ltm-speaker-2", speaker_boost=2.0),  # the control: the larger boost on every question
     "ltm-facts": _ltm("ltm-facts", LTMFacts),
     "langgraph-inmemory": LangGraphInMemory,

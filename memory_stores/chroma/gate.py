@@ -54,7 +54,7 @@ class IndexGate:
         self._waiting = 0
         self.holders = 0
         self.erased = False
-        """True once a namespace was erased here: the last close scrubs again (indexes made since may leak)."""
+        """True once a namespace was erased here: the last close scrubs every index file again."""
 
     @contextmanager
     def shared(self) -> Iterator[None]:

@@ -13,18 +13,23 @@ Nothing reads those bytes (a loaded index knows its count), so zeroing them is
 safe whenever no Chroma system has the directory open: hnswlib only writes the
 header and the elements it holds, at their own offsets. :func:`scrub_index_files`
 does that; a store runs it while its directory's Chroma system is stopped
-(:mod:`~ltm_agent.memory_stores.chroma.gate`). Core function: :func:`scrub_index_files`.
+(:mod:`~ltm_agent.memory_stores.chroma.gate`), then :func:`zero_new_allocations`
+makes the index files created afterwards start from zeros, and the last close of
+the directory scrubs once more. Core functions: :func:`scrub_index_files`,
+:func:`zero_new_allocations`.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import struct
+import sys
 import uuid
 from pathlib import Path
 
-__all__ = ["scrub_index_files"]
+__all__ = ["scrub_index_files", "zero_new_allocations"]
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +39,13 @@ _HEADER = struct.Struct("<iQQQQQQiIQQQdQ")  # version, offsetLevel0, max_element
 _CHUNK = 1 << 20
 
 
-def scrub_index_files(root: Path) -> list[Path]:
-    """Zero the unused tails of every HNSW index file under ``root``; returns the files rewritten.
+def scrub_index_files(root: Path, folders: set[str] | None = None) -> list[Path]:
+    """Zero the unused tails of the HNSW index files under ``root`` (of ``folders`` only, if given).
 
-    Only call it while no Chroma system has ``root`` open (it would rewrite
-    elements it adds past the count this function read). A folder whose header
-    is not the known layout, or whose sizes disagree with it, is left as it is
-    (logged): a scrub never risks an index.
+    Returns the files rewritten. Only call it while no Chroma system has
+    ``root`` open (it would write elements past the count this function read).
+    A folder whose header is not the known layout, or whose sizes disagree
+    with it, is left as it is (logged): a scrub never risks an index.
 
     Example:
         >>> import tempfile
@@ -50,7 +55,7 @@ def scrub_index_files(root: Path) -> list[Path]:
     changed: list[Path] = []
     for folder in sorted(root.iterdir()):
         header = folder / "header.bin"
-        if not _is_segment(folder) or not header.is_file():
+        if not _is_segment(folder) or not header.is_file() or (folders is not None and folder.name not in folders):
             continue
         used = _used_bytes(header)
         if used is None:
@@ -61,6 +66,27 @@ def scrub_index_files(root: Path) -> list[Path]:
             if path.is_file() and _zero_from(path, keep):
                 changed.append(path)
     return changed
+
+
+_M_PERTURB = -6  # glibc <malloc.h>
+
+
+def zero_new_allocations() -> bool:
+    """From now on, glibc fills this process's new heap blocks with zeros (and freed ones with 0xFF).
+
+    The index files Chroma creates after an erase are written from fresh buffers; with this,
+    those buffers hold zeros instead of whatever the heap held (the erased text among it).
+    ``mallopt(M_PERTURB, 0xFF)``: documented glibc behaviour, a ``memset`` per allocation and
+    per free of blocks past glibc's per-thread cache (about 1 KB; smaller ones are left as
+    they are, which the scrub at the last close covers). Returns False where it is not
+    available (not Linux/glibc); the scrubs still run.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        return bool(ctypes.CDLL(None).mallopt(_M_PERTURB, 0xFF))
+    except (AttributeError, OSError):
+        return False
 
 
 def _is_segment(folder: Path) -> bool:

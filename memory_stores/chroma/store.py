@@ -47,7 +47,7 @@ from ltm_agent.memory_stores.chroma.driver import ChromaDriver
 from ltm_agent.memory_stores.chroma.embedding_function import MiniLMEmbeddingFunction  # registers it with Chroma
 from ltm_agent.memory_stores.chroma.gate import MAX_RESIDENT_ITEMS, IndexGate, gate_for
 from ltm_agent.memory_stores.chroma.ops import Step
-from ltm_agent.memory_stores.chroma.scrub import scrub_index_files
+from ltm_agent.memory_stores.chroma.scrub import scrub_index_files, zero_new_allocations
 from ltm_agent.memory_stores.chroma.sideindex import SideCache, shared_cache
 from ltm_agent.namespaces import Namespace
 from ltm_agent.records import StoredItem
@@ -418,6 +418,7 @@ class ChromaStore(ChromaDriver, MemoryStore):
             erase_deleted(root)
             scrub_index_files(root)
             gate.erased = True
+            zero_new_allocations()  # index files Chroma creates from now on start from zeros
 
         self._restart(erase)
 

@@ -37,3 +37,24 @@ def test_parts_are_summed_into_one_page(tmp_path: Path) -> None:
     assert "--select 'crash'" in text and "--select 'not crash'" in text and "Generated in parts" in text
     assert "`test_crash_part` | passed" in text and "`test_other_part` | passed" in text
     assert "Failures in all: 0." in text
+
+
+def test_each_part_names_the_commit_it_ran(tmp_path: Path) -> None:
+    import subprocess
+
+    root = tmp_path / "checkout"
+    (root / "tests" / "reliability").mkdir(parents=True)
+    (root / "tests" / "reliability" / "test_fake.py").write_text(_SUITE)
+    page = tmp_path / "reliability.md"
+    run_reliability(page, root=root, select="crash")
+    assert "commit not recorded" in page.read_text()  # not a git checkout
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], cwd=root, check=True)
+    subprocess.run([*git, "add", "."], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "suites"], cwd=root, check=True)
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
+    run_reliability(page, root=root, select="crash")
+    assert f"at commit {head} " in page.read_text()
+    (root / "tests" / "reliability" / "test_fake.py").write_text(_SUITE + "\n# changed\n")
+    run_reliability(page, root=root, select="crash")
+    assert f"at commit {head}+changes " in page.read_text()

@@ -10,6 +10,7 @@ from ltm_agent.conversations import Conversation, Session, Turn
 from ltm_agent.errors import InvalidInputError
 from ltm_agent.memory_stores import InMemoryStore
 from ltm_agent.retrieval import HybridRetriever, RetrievalConfig
+from ltm_agent.retrieval.excerpts import is_excerpt
 from ltm_agent.retrieval.query_types import SET_FORMS, asks_for_a_set, set_question_form
 from ltm_agent.timeline import EpisodicTimeline
 
@@ -111,3 +112,17 @@ def test_for_sets_diversifies_a_set_question_and_leaves_others_in_order(fake_emb
     other = "When did Ann make the pottery bowl, camping?"
     assert not asks_for_a_set(other)
     assert order(typed, other) == order(base, other)
+
+
+def test_for_sets_renders_set_questions_with_their_own_excerpt_size(fake_embedder) -> None:
+    """Rendering follows the question's settings too: excerpts only where ``for_sets`` asks for them."""
+    long_turn = "We went camping at the lake in June. " + "The tent leaked and the stove broke, so we ate cold noodles. " * 8
+    session = Session(id="s0", date=D0, turns=(Turn(id="t0", role="user", speaker="Ann", text=long_turn),))
+    store = InMemoryStore(fake_embedder)
+    EpisodicTimeline(store, ("u",), units=("turn",)).ingest(Conversation(id="c", sessions=(session,)))
+    config = RetrievalConfig(units=("turn",), feedback_docs=0, excerpt_tokens=0, for_sets=(("excerpt_tokens", 24),))
+    retriever = HybridRetriever(store, config)
+    asked = retriever.rank(("u",), "What trips has Ann taken, camping at the lake?")
+    other = retriever.rank(("u",), "When did Ann go camping at the lake?")
+    assert is_excerpt(asked[0].text) and asked[0].tokens < other[0].tokens
+    assert not is_excerpt(other[0].text) and asked[0].sources == other[0].sources == ("t0",)

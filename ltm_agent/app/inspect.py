@@ -148,7 +148,7 @@ def _explain(store: MemoryStore, namespace: Namespace, query: str, reference_tim
     from ltm_agent.retrieval import HybridRetriever
 
     retriever = HybridRetriever(store, config)
-    config = retriever.config
+    config = retriever.config.for_query(query)  # the settings this question gets (query-type rules included)
     ranked = retriever.ranked_items(namespace, query, reference_time=reference_time, depth=k)
     window = retriever.time_window(query, reference_time)
     report.time_window = f"{window.expression!r}: {_day(window.start)} .. {_day(window.end)}" if window else None

@@ -8,6 +8,7 @@ from ltm_agent.retrieval.fusion import reciprocal_rank_fusion
 from ltm_agent.retrieval.hybrid import HybridRetriever, RetrievalConfig, to_memory_item
 from ltm_agent.retrieval.learned import FusionModel, use_fusion_model
 from ltm_agent.retrieval.packing import pack, render_context
+from ltm_agent.retrieval.query_types import asks_for_a_set
 from ltm_agent.retrieval.time_window import TimeWindow, query_time_window, stable_partition
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "RetrievalConfig",
     "Retriever",
     "TimeWindow",
+    "asks_for_a_set",
     "pack",
     "query_time_window",
     "reciprocal_rank_fusion",

@@ -47,6 +47,7 @@ class IndexGate:
     def __init__(self, max_resident_items: int | None = MAX_RESIDENT_ITEMS) -> None:
         self.max_resident_items = max_resident_items
         self._resident: dict[str, int] = {}  # collection id -> items, for collections loaded since the start
+        self._kept: str | None = None  # the collection the last restart was made for (not counted)
         self._cond = threading.Condition()
         self._depth = threading.local()  # a thread already inside passes again (no self-deadlock)
         self._inside = 0
@@ -101,7 +102,10 @@ class IndexGate:
 
         ``items`` counts the collection's items (asked once per collection per start);
         ``added`` is what the call writes. The caller then restarts the system
-        (:meth:`restarted`) before the call, unless it is the only collection loaded.
+        (:meth:`restarted`) before the call. The collection kept through the last
+        restart does not count, so a namespace larger than the bound is reloaded
+        only after the bound's worth of other namespaces were (never after each
+        switch), and one namespace alone never restarts anything.
         """
         if self.max_resident_items is None:
             return False
@@ -110,13 +114,15 @@ class IndexGate:
         size = 0 if known else items()
         with self._cond:
             self._resident[collection] = self._resident.get(collection, size) + added
-            return len(self._resident) > 1 and sum(self._resident.values()) > self.max_resident_items
+            others = sum(n for key, n in self._resident.items() if key != self._kept)
+            return len(self._resident) > 1 and others > self.max_resident_items
 
     def restarted(self, keep: str | None = None) -> None:
         """The system restarted: nothing is loaded (but ``keep``, which the next call loads)."""
         with self._cond:
             kept = self._resident.get(keep) if keep is not None else None
             self._resident = {keep: kept} if keep is not None and kept is not None else {}
+            self._kept = keep if kept is not None else None
 
 
 _gates: dict[str, IndexGate] = {}

@@ -95,3 +95,15 @@ def test_a_bad_bound_is_refused_before_the_directory_is_touched(tmp_path: Path, 
     with pytest.raises(InvalidInputError, match="max_resident_items"):
         ChromaStore.persistent(tmp_path / "s", embedder=HashingEmbedder(64), max_resident_items=bad)  # type: ignore[arg-type]
     assert not (tmp_path / "s").exists()
+
+
+def test_a_namespace_larger_than_the_bound_is_not_reloaded_at_every_switch(tmp_path: Path) -> None:
+    with ChromaStore.persistent(tmp_path / "s", embedder=HashingEmbedder(64), max_resident_items=150) as store:
+        store.put(_items(("big",), 400))
+        store.put(_items(("small",), 10))
+        starts = _count_restarts(store)
+        for n in range(10):  # alternate writes (a write loads the index): the big one is kept through a restart
+            store.put([StoredItem(("big",), f"b{n}", f"later note {n}")])
+            store.put([StoredItem(("small",), f"s{n}", f"later note {n}")])
+        assert 1 <= len(starts) <= 2  # not one per switch
+        assert store.count(("big",)) == 410 and store.count(("small",)) == 20

@@ -60,6 +60,7 @@ def run_reliability(
         raise NotFoundError(
             f"{root / SUITES} does not exist; run `ltm-agent reliability` from a source checkout of ltm-agent"
         )
+    commit = _commit(root)  # before the run: the code the suites import
     with tempfile.TemporaryDirectory(prefix="ltm-reliability-") as folder:
         env = {**os.environ, "LTM_RELIABILITY_OUT": folder, "ANONYMIZED_TELEMETRY": "False"}
         command = [sys.executable, "-m", "pytest", "-q", str(SUITES), f"--junitxml={folder}/junit.xml"]
@@ -76,7 +77,7 @@ def run_reliability(
     shown = "ltm-agent reliability" + (" --heavy" if heavy else "") + (f" --select {select!r}" if select else "")
     shown += (f" --parts {parts}" if parts else "") + f" --out {page}"
     run = {"command": shown, "heavy": heavy, "elapsed_s": round(elapsed, 1), "finished": f"{datetime.now(UTC):%Y-%m-%d %H:%M}",
-           "commit": _commit(root),
+           "commit": commit,
            "summary": (done.stdout.strip().splitlines() or ["no summary"])[-1], "figures": figures,
            "cases": [list(c) for c in cases]}
     runs = [run]

@@ -38,10 +38,12 @@ LOADING_METHODS = frozenset({"query", "upsert", "add", "update", "delete"})
 class IndexGate:
     """A reader-writer gate over one embedded directory's Chroma system in this process.
 
-    Every Chroma call of the directory's store objects passes :meth:`shared`;
-    erasing takes :meth:`exclusive`, so it can stop the system (dropping every
-    index buffer), scrub the files and start it again while no call is inside.
-    Writers are preferred: a waiting erase holds back new calls.
+    Every Chroma call of the directory's store objects passes :meth:`shared`; a
+    restart (the memory bound, or an erase, which scrubs the files while the
+    system is stopped) takes :meth:`exclusive`, so no call is inside Chroma
+    while its system stops and starts. A waiting restart holds back new calls.
+    It also counts the items of the collections loaded since the last start
+    (:meth:`loads`).
     """
 
     def __init__(self, max_resident_items: int | None = MAX_RESIDENT_ITEMS) -> None:

@@ -42,19 +42,20 @@ def test_parts_are_summed_into_one_page(tmp_path: Path) -> None:
 def test_each_part_names_the_commit_it_ran(tmp_path: Path) -> None:
     import subprocess
 
+    from ltm_agent.app.bench.reliability import _commit
+
     root = tmp_path / "checkout"
     (root / "tests" / "reliability").mkdir(parents=True)
     (root / "tests" / "reliability" / "test_fake.py").write_text(_SUITE)
-    page = tmp_path / "reliability.md"
-    run_reliability(page, root=root, select="crash")
-    assert "commit not recorded" in page.read_text()  # not a git checkout
+    assert _commit(root) is None  # not a git checkout: the page says "commit not recorded"
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
     subprocess.run([*git, "init", "-q"], cwd=root, check=True)
     subprocess.run([*git, "add", "."], cwd=root, check=True)
     subprocess.run([*git, "commit", "-q", "-m", "suites"], cwd=root, check=True)
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
+    assert _commit(root) == head
+    page = tmp_path / "reliability.md"
     run_reliability(page, root=root, select="crash")
     assert f"at commit {head} " in page.read_text()
     (root / "tests" / "reliability" / "test_fake.py").write_text(_SUITE + "\n# changed\n")
-    run_reliability(page, root=root, select="crash")
-    assert f"at commit {head}+changes " in page.read_text()
+    assert _commit(root) == f"{head}+changes"

@@ -39,7 +39,8 @@ from ltm_agent.errors import (
 )
 from ltm_agent.namespaces import Namespace
 from ltm_agent.records import RecordKind, StoredItem
-from ltm_agent.retrieval.hybrid import HybridRetriever, RetrievalConfig
+from ltm_agent.retrieval.config import RetrievalConfig
+from ltm_agent.retrieval.hybrid import HybridRetriever
 from ltm_agent.store import MemoryStore
 from ltm_agent.text import clip
 

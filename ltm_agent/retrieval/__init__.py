@@ -4,8 +4,9 @@ Core types: :class:`HybridRetriever`, :class:`RetrievalConfig`, :class:`Retrieve
 """
 
 from ltm_agent.retrieval.base import Retriever
+from ltm_agent.retrieval.config import RetrievalConfig
 from ltm_agent.retrieval.fusion import reciprocal_rank_fusion
-from ltm_agent.retrieval.hybrid import HybridRetriever, RetrievalConfig, to_memory_item
+from ltm_agent.retrieval.hybrid import HybridRetriever, to_memory_item
 from ltm_agent.retrieval.learned import FusionModel, use_fusion_model
 from ltm_agent.retrieval.packing import pack, render_context
 from ltm_agent.retrieval.query_types import asks_for_a_set

@@ -35,12 +35,13 @@ import numpy as np
 
 from ltm_agent.errors import DataFormatError, InvalidInputError, describe
 from ltm_agent.records import ScoredItem, StoredItem
-from ltm_agent.retrieval.hybrid import _event_time, _value_key, asks_what_was_said, default_order, speakers_named
+from ltm_agent.retrieval.hybrid import _event_time, _value_key, default_order, speakers_named
+from ltm_agent.retrieval.query_types import asks_what_was_said
 from ltm_agent.retrieval.sessions import SESSION_TOP
 from ltm_agent.units import carries_own_context
 
 if TYPE_CHECKING:
-    from ltm_agent.retrieval.hybrid import RetrievalConfig
+    from ltm_agent.retrieval.config import RetrievalConfig
     from ltm_agent.retrieval.time_window import TimeWindow
 
 __all__ = [

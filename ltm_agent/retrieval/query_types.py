@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["SET_FORMS", "asks_for_a_set", "set_question_form"]
+__all__ = ["SET_FORMS", "asks_for_a_set", "asks_what_was_said", "set_question_form"]
 
 SET_FORMS = ("plural", "count", "perfect", "plural-copula", "collective")
 """The clauses of :func:`set_question_form`, in the order they are tried."""
@@ -86,3 +86,22 @@ def asks_for_a_set(query: str) -> bool:
         False
     """
     return set_question_form(query) is not None
+
+
+_WHAT_WAS_SAID = re.compile(
+    r"\byou (?:mentioned|said|told|recommended|suggested|provided|created|gave|wrote|listed|explained|shared)\b"
+    r"|\b(?:our|the) (?:previous|last|earlier) (?:conversation|chat|discussion)\b|\bremind me\b",
+    re.IGNORECASE,
+)
+
+
+def asks_what_was_said(query: str) -> bool:
+    """Whether a question asks about what the assistant said before (a rule a user can read).
+
+    Example:
+        >>> asks_what_was_said("You recommended five bottles. What was the fifth?")
+        True
+        >>> asks_what_was_said("What did I buy last week?")
+        False
+    """
+    return _WHAT_WAS_SAID.search(query) is not None

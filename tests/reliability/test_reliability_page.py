@@ -57,5 +57,22 @@ def test_each_part_names_the_commit_it_ran(tmp_path: Path) -> None:
     page = tmp_path / "reliability.md"
     run_reliability(page, root=root, select="crash")
     assert f"at commit {head} " in page.read_text()
+    (root / "docs").mkdir()
+    (root / "docs" / "reliability.md").write_text("old page\n")
+    subprocess.run([*git, "add", "."], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "page"], cwd=root, check=True)
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
+    (root / "docs" / "reliability.md").write_text("the page a part wrote\n")
+    assert _commit(root, root / "docs" / "reliability.md") == head  # the page being written is not a change
     (root / "tests" / "reliability" / "test_fake.py").write_text(_SUITE + "\n# changed\n")
-    assert _commit(root) == f"{head}+changes"
+    assert _commit(root, root / "docs" / "reliability.md") == f"{head}+changes"
+
+
+def test_a_failed_test_shows_its_message(tmp_path: Path) -> None:
+    root = tmp_path / "checkout"
+    (root / "tests" / "reliability").mkdir(parents=True)
+    (root / "tests" / "reliability" / "test_fake.py").write_text("def test_breaks():\n    assert 1 == 2, 'the reason it broke'\n")
+    page = tmp_path / "reliability.md"
+    run_reliability(page, root=root)
+    text = page.read_text()
+    assert "| `test_breaks` | FAILED: AssertionError: the reason it broke" in text and "Failures in all: 1." in text

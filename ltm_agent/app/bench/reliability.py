@@ -60,7 +60,7 @@ def run_reliability(
         raise NotFoundError(
             f"{root / SUITES} does not exist; run `ltm-agent reliability` from a source checkout of ltm-agent"
         )
-    commit = _commit(root)  # before the run: the code the suites import
+    commit = _commit(root, page)  # before the run: the code the suites import
     with tempfile.TemporaryDirectory(prefix="ltm-reliability-") as folder:
         env = {**os.environ, "LTM_RELIABILITY_OUT": folder, "ANONYMIZED_TELEMETRY": "False"}
         command = [sys.executable, "-m", "pytest", "-q", str(SUITES), f"--junitxml={folder}/junit.xml"]
@@ -92,11 +92,14 @@ def run_reliability(
     return page
 
 
-def _commit(root: Path) -> str | None:
-    """The checkout's commit (with ``+changes`` when tracked files differ from it), or None outside git."""
+def _commit(root: Path, page: Path | None = None) -> str | None:
+    """The checkout's commit (with ``+changes`` when tracked files other than ``page``, the page
+    this command writes, differ from it), or None outside git."""
+    ignore = [f":(exclude){page.resolve().relative_to(root)}"] if page is not None and page.resolve().is_relative_to(root) else []
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *ignore],
+                               cwd=root, capture_output=True, text=True)
     except (OSError, subprocess.CalledProcessError):
         return None
     return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
@@ -119,7 +122,7 @@ def _figures(path: Path) -> list[dict[str, Any]]:
 
 
 def _cases(path: Path) -> list[tuple[str, str, str]]:
-    """``(file, test, outcome)`` for every test pytest ran."""
+    """``(file, test, outcome)`` for every test pytest ran; a failure's outcome carries its message."""
     if not path.exists():
         return []
     cases = []
@@ -127,7 +130,8 @@ def _cases(path: Path) -> list[tuple[str, str, str]]:
         outcome = "passed"
         for child in case:
             if child.tag in ("failure", "error"):
-                outcome = "FAILED"
+                message = " ".join((child.get("message") or "").split())[:300].replace("|", "/")
+                outcome = f"FAILED: {message}" if message else "FAILED"
             elif child.tag == "skipped":
                 outcome = "xfail (known, strict)" if "xfail" in (child.get("type") or "") + (child.get("message") or "") \
                     else "skipped"
@@ -176,7 +180,7 @@ def _render(runs: list[dict[str, Any]]) -> str:
         "|---|---|---|---|",
     ]
     lines += [f"| {r['suite']} | {r['trials']:,} | {r['ops']:,} | {r['failures']:,} |" for r in figures]
-    total_failures = sum(r["failures"] for r in figures) + sum(1 for c in cases if c[2] == "FAILED")
+    total_failures = sum(r["failures"] for r in figures) + sum(1 for c in cases if c[2].startswith("FAILED"))
     lines += ["", f"Failures in all: {total_failures}.", "", "## Every test", "", "| file | test | outcome |",
               "|---|---|---|"]
     lines += [f"| {f} | `{t}` | {o} |" for f, t, o in cases]

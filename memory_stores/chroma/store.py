@@ -407,8 +407,9 @@ class ChromaStore(ChromaDriver, MemoryStore):
         of this process is inside, the directory's Chroma system stops (its
         index buffers go; what they had not written is in Chroma's log), the
         folder goes, ``VACUUM`` runs and the index files are scrubbed; then the
-        system starts again. A server's files are its operator's (see
-        docs/stores.md).
+        system starts again, with new heap blocks zero-filled from then on (index
+        files created later start from zeros; :func:`~ltm_agent.memory_stores.chroma.scrub.zero_new_allocations`).
+        A server's files are its operator's (see docs/stores.md).
         """
         root, gate = self._root, self._gate
         if root is None or gate is None:

@@ -233,12 +233,20 @@ def _targets(results: list[dict[str, Any]]) -> str:
     if largest is not None:
         items = int(largest.get("items", 0))
         snapshot = largest.get("snapshot_cold_first_query_ms")
+        cold = f"{largest.get('cold_first_query_ms', float('nan')):,.0f} ms"
+        had = largest.get("cold_had_snapshot")
+        after_ingest = (f"after the ingest {cold}" + (" (from a side-index snapshot)" if had else
+                        " (read back from Chroma: no snapshot)" if had is False else
+                        " (whether it loaded a snapshot: not recorded by this run)"))
+        first = largest.get("serve_first_query_p50_ms")
         lines.append(
             f"| opening a store and the first query do not scan every memory | cold open "
             f"{largest.get('cold_open_ms', float('nan')):,.0f} ms reads no memories; the first query reads only its "
-            f"own namespace: from Chroma when it has no side-index snapshot "
-            f"({largest.get('cold_first_query_ms', float('nan')):,.0f} ms)"
-            + ("" if snapshot is None else f", from its snapshot when it has one ({snapshot:,.0f} ms)")
+            f"own namespace: {after_ingest}"
+            + ("" if snapshot is None else f"; from the snapshot a serving process saved {snapshot:,.0f} ms")
+            + ("" if first is None else f"; a serving process's first questions (from a snapshot where the ingest "
+               f"left one, else read back from Chroma once) p50 / p95 {first:,.0f} / "
+               f"{largest.get('serve_first_query_p95_ms', float('nan')):,.0f} ms")
             + f"; never the other namespaces (the store holds {items:,} items) |"
         )
     from ltm_agent.app.bench.perf import _exponent
@@ -269,7 +277,7 @@ context item, so a namespace holds about two items per turn). The embedder is th
 path, not a model. Search is `HybridRetriever.retrieve` (dense + BM25, fusion, 1,024-token budget) on the
 newest namespace, 40 questions; "plain Chroma" is one `collection.query` over the same vectors in the same
 run, the floor under our read path. Live writes are `EpisodicTimeline.add_turn` calls appended to that
-namespace. Peak RSS is the measuring process's `ru_maxrss` (it ingested every namespace); the cold open is
+namespace. Peak RSS is the measuring process's high-water mark (`VmHWM`; it ingested every namespace); the cold open is
 a new process that opens the store and answers one question. The serving table is a third process that
 reads one question in each of up to 20 namespaces spread over the finished store and closes (saving
 side-index snapshots), then a fourth that asks the last of them again; `ltm-agent bench perf-serve --store
@@ -295,7 +303,9 @@ Chroma's HNSW index.
 Opening a store reads no memories (cold open column); the first query of a namespace loads that
 namespace's side-index snapshot, saved when the last process that read it closed the store, and syncs it
 with Chroma (records written after it, and a count check that rebuilds on a mismatch); without a
-snapshot it reads that namespace back from Chroma once. It never reads the other namespaces.
+snapshot it reads that namespace back from Chroma once. When Chroma's log shows no write to the
+namespace since its snapshot was saved, the snapshot serves without asking Chroma anything
+(`memory_stores/chroma/writepos.py`). It never reads the other namespaces.
 Latencies here were measured on a 2-core host shared with other jobs (each row's load column): a
 load of 12 on 2 cores means a process waits for a core most of the time, so compare "search" with
 "plain Chroma" from the same row, and read "search CPU" for what a question costs the process itself.
@@ -304,9 +314,10 @@ load of 12 on 2 cores means a process waits for a core most of the time, so comp
 bounded by Chroma's own upsert (its SQLite metadata, full-text and HNSW writes take most of the
 ingest time in a profile at 10,000 turns), so a million turns takes as long as the bulk rate above
 implies; without a snapshot the cold first query is bounded by reading the namespace back through
-Chroma's `get` (documents, metadata and vectors). The ingesting process's peak RSS grows with the
-collections it has written: Chroma's core holds memory for every collection a process wrote, which
-ltm-agent does not control (a plain Chroma script writing 10,000-vector collections grows the same way,
-with or without a bound on Chroma's HNSW index cache); a process that serves the store holds only the
-side indexes it reads (bounded) and what Chroma keeps for the collections it touches.
+Chroma's `get` (documents, metadata and vectors). Memory: Chroma's embedded core keeps the HNSW index of
+every collection it loaded (about 2 KB per item) until its system stops, whatever its own cache bound says,
+so an embedded store restarts that system once the namespaces loaded since its last start hold more than
+`max_resident_items` (400,000 by default; `memory_stores/chroma/gate.py`); the side indexes hold at most
+100,000 items. A process's memory then grows with those two bounds (and the allocator's slack), not with
+the size of the store: the ingesting process's peak RSS column above.
 """

@@ -196,12 +196,19 @@ print(json.dumps({"cold_open_ms": (t2 - t1) * 1000, "cold_first_query_ms": (t3 -
 
 
 def _cold_open(spec: dict[str, Any], namespace: tuple[str, ...], query: str) -> dict[str, Any]:
-    """Open the store in a fresh process and ask one question: nothing may scan every memory."""
+    """Open the store in a fresh process and ask one question: nothing may scan every memory.
+
+    ``cold_had_snapshot`` says whether the namespace had a side-index snapshot to load
+    (the ingesting process saves those of the namespaces its side cache still held).
+    """
+    from ltm_agent.memory_stores.chroma.snapshot import SnapshotDir
+
+    had = SnapshotDir(spec["dir"]).exists(namespace) if spec.get("mode") == "embedded" else False
     done = subprocess.run(
         [sys.executable, "-c", _COLD, spec["dir"], json.dumps(list(namespace)), query],
         capture_output=True, text=True, check=True,
     )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "cold_had_snapshot": had}
 
 
 SERVE_NAMESPACES = 20

@@ -53,7 +53,7 @@ class IndexGate:
         self._cond = threading.Condition()
         self._depth = threading.local()  # a thread already inside passes again (no self-deadlock)
         self._inside = 0
-        self._erasing = False
+        self._restarting = False
         self._waiting = 0
         self.holders = 0
         self.erased = False
@@ -63,7 +63,7 @@ class IndexGate:
     def shared(self) -> Iterator[None]:
         depth = getattr(self._depth, "n", 0)
         with self._cond:
-            while depth == 0 and (self._erasing or self._waiting):
+            while depth == 0 and (self._restarting or self._waiting):
                 self._cond.wait()
             self._inside += 1
         self._depth.n = depth + 1
@@ -86,18 +86,17 @@ class IndexGate:
         with self._cond:
             self._waiting += 1
             try:
-                while self._erasing or self._inside:
+                while self._restarting or self._inside:
                     self._cond.wait()
             finally:
                 self._waiting -= 1
-            self._erasing = True
+            self._restarting = True
         try:
             yield
         finally:
             with self._cond:
-                self._erasing = False
+                self._restarting = False
                 self._cond.notify_all()
-
 
     def loads(self, collection: str, items: Callable[[], int], added: int = 0) -> bool:
         """Note a call that loads ``collection``'s index; True when the loaded items pass the bound.

@@ -106,16 +106,22 @@ def excerpt(text: str, query: str, max_tokens: int) -> str | None:
         return None
     mark = EXCERPT_MARK.format(tokens=total)
     room = max_tokens - count_tokens(f"{prefix}: … … {mark}" if prefix else f"… … {mark}")
-    cost = [count_tokens(s) + 1 for s in sentences]
+    costs: dict[int, int] = {}  # tokens of the sentences looked at: the run and its neighbours, not all
+
+    def cost(i: int) -> int:
+        if i not in costs:
+            costs[i] = count_tokens(sentences[i]) + 1
+        return costs[i]
+
     lo = hi = best
-    used = cost[best]
+    used = cost(best)
     # Grow towards the better-matching neighbour first (then the following one: answers follow their cue).
     while True:
-        options = [i for i in (hi + 1, lo - 1) if 0 <= i < len(sentences) and used + cost[i] <= room]
+        options = [i for i in (hi + 1, lo - 1) if 0 <= i < len(sentences) and used + cost(i) <= room]
         if not options:
             break
         pick = max(options, key=lambda i: (scores[i], i > hi))
-        used += cost[pick]
+        used += cost(pick)
         lo, hi = min(lo, pick), max(hi, pick)
     if used > room and lo == hi:  # one sentence longer than the budget: cut it at a word
         words = sentences[best].split()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
@@ -79,23 +79,8 @@ def test_for_sets_rejects_what_is_not_a_field_pair(bad: tuple) -> None:
         RetrievalConfig(for_sets=bad)
 
 
-def two_session_store(fake_embedder) -> InMemoryStore:
-    said = {
-        "s0": ["I tried pottery and made a bowl", "my pottery teacher liked the bowl", "pottery again on Sunday"],
-        "s1": ["we went camping at the lake", "the weather was cold", "we ate noodles"],
-    }
-    sessions = tuple(
-        Session(id=sid, date=D0 + timedelta(days=i),
-                turns=tuple(Turn(id=f"{sid}-{j}", role="user", speaker="Ann", text=t) for j, t in enumerate(texts)))
-        for i, (sid, texts) in enumerate(said.items())
-    )
-    store = InMemoryStore(fake_embedder)
-    EpisodicTimeline(store, ("u",), units=("turn",)).ingest(Conversation(id="c", sessions=sessions))
-    return store
-
-
-def test_for_sets_diversifies_a_set_question_and_leaves_others_in_order(fake_embedder) -> None:
-    store = two_session_store(fake_embedder)
+def test_for_sets_diversifies_a_set_question_and_leaves_others_in_order(two_session_store: InMemoryStore) -> None:
+    store = two_session_store
     base = RetrievalConfig(units=("turn",), feedback_docs=0, speaker_boost=0.0)
     typed = base.but(for_sets=(("session_diversity", 2.0),))
 

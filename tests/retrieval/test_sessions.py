@@ -40,23 +40,8 @@ def test_session_ranking_lifts_a_session_that_several_memories_support() -> None
     assert weak == ["a1", "b1", "b2", "c1"]  # a small weight keeps the turn order
 
 
-def two_session_store(fake_embedder) -> InMemoryStore:
-    said = {
-        "s0": ["I tried pottery and made a bowl", "my pottery teacher liked the bowl", "pottery again on Sunday"],
-        "s1": ["we went camping at the lake", "the weather was cold", "we ate noodles"],
-    }
-    sessions = tuple(
-        Session(id=sid, date=D0 + timedelta(days=i),
-                turns=tuple(Turn(id=f"{sid}-{j}", role="user", speaker="Ann", text=t) for j, t in enumerate(texts)))
-        for i, (sid, texts) in enumerate(said.items())
-    )
-    store = InMemoryStore(fake_embedder)
-    EpisodicTimeline(store, ("u",), units=("turn",)).ingest(Conversation(id="c", sessions=sessions))
-    return store
-
-
-def test_retriever_diversity_reaches_the_second_session_sooner(fake_embedder) -> None:
-    store = two_session_store(fake_embedder)
+def test_retriever_diversity_reaches_the_second_session_sooner(two_session_store: InMemoryStore) -> None:
+    store = two_session_store
     query = "pottery bowl camping"
     config = RetrievalConfig(units=("turn",), feedback_docs=0, speaker_boost=0.0)
 

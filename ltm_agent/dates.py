@@ -35,6 +35,7 @@ from ltm_agent.errors import InvalidDateError, InvalidTypeError, describe
 __all__ = [
     "ACCEPTED_FORMATS",
     "DATEPARSER_LOCK",
+    "day_label",
     "find_date_expressions",
     "from_timestamp",
     "mentions_time",
@@ -96,6 +97,16 @@ def to_timestamp(value: datetime) -> float:
 def from_timestamp(value: float) -> datetime:
     """The inverse of :func:`to_timestamp` (UTC)."""
     return datetime.fromtimestamp(float(value), UTC)
+
+
+def day_label(value: datetime) -> str:
+    """The day as a rendered memory starts with it: ``[8 May 2023]`` (in the datetime's own zone).
+
+    Example:
+        >>> day_label(datetime(2023, 5, 8, 13, 56, tzinfo=UTC))
+        '[8 May 2023]'
+    """
+    return f"[{value.day} {value:%b %Y}]"
 
 
 

@@ -33,6 +33,12 @@ class RetrievalConfig:
         keyword_weight: Weight of the BM25 ranking in fusion.
         widen_days: Margin around a resolved time window (LongMemEval: 2).
         render_dates: Prefix each item's text with its date (counted in its tokens).
+        share_dates: With ``render_dates``, give each day's date once: the first memory
+            of a day in rank order starts with ``[8 May 2023]``, the later ones of that
+            day do not, and a prompt renders them under it
+            (:func:`~ltm_agent.llm.render_memory_block` groups a block by day). About 6
+            tokens saved per memory whose day is already shown; measured in
+            docs/retrieval.md (``ltm-own-dates`` is the ablation).
         speaker_boost: Multiply the fused score of memories said by a speaker the
             query names by ``1 + speaker_boost`` (0 = off).
         split_units: Rank each unit kind separately before fusion (a memory
@@ -97,6 +103,7 @@ class RetrievalConfig:
     keyword_weight: float = 1.0
     widen_days: float = 2.0
     render_dates: bool = True
+    share_dates: bool = True
     speaker_boost: float = 0.6
     split_units: bool = True
     dense_units: tuple[str, ...] = ()
@@ -136,6 +143,11 @@ class RetrievalConfig:
         if not self.for_sets or not asks_for_a_set(query):
             return self
         return replace(self, **dict(self.for_sets), for_sets=())  # type: ignore[arg-type]
+
+    @property
+    def shares_dates(self) -> bool:
+        """Whether rendered memories give each day's date once (``render_dates`` and ``share_dates``)."""
+        return self.render_dates and self.share_dates
 
     def but(self, **changes: object) -> RetrievalConfig:
         """A copy with some fields changed (for ablations)."""

@@ -19,7 +19,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ltm_agent.dates import from_timestamp, require_aware, to_timestamp
+from ltm_agent.dates import day_label, from_timestamp, require_aware, to_timestamp
 from ltm_agent.filters import Filter
 from ltm_agent.namespaces import Namespace, validate_namespace
 from ltm_agent.records import MemoryItem, RecordKind, ScoredItem, StoredItem
@@ -34,7 +34,7 @@ from ltm_agent.store import MemoryStore, SearchOp, validate_text
 from ltm_agent.tokens import count_tokens
 from ltm_agent.units import carries_own_context
 
-__all__ = ["HybridRetriever", "RetrievalConfig", "asks_what_was_said", "to_memory_item"]
+__all__ = ["HybridRetriever", "RetrievalConfig", "asks_what_was_said", "render_items", "to_memory_item"]
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]+")
 
@@ -147,7 +147,7 @@ def to_memory_item(
     meta = item.metadata
     time = _event_time(item)
     body = (excerpt(item.text, query, excerpt_tokens) if query and excerpt_tokens else None) or item.text
-    text = f"[{time.day} {time:%b %Y}] {body}" if (render_dates and time is not None) else body
+    text = f"{day_label(time)} {body}" if (render_dates and time is not None) else body
     return MemoryItem(
         id=item.id,
         kind=str(meta.get("kind", "")),
@@ -158,6 +158,26 @@ def to_memory_item(
         sources=tuple(json.loads(str(meta.get("sources", "[]")))),
         namespace=item.namespace,
     )
+
+
+def render_items(ranked: Sequence[tuple[StoredItem, float]], config: RetrievalConfig, query: str) -> list[MemoryItem]:
+    """Ranked store items as the read path renders them for ``query``, in the order given.
+
+    Excerpts per ``config.excerpt_budget``; dates per ``config.render_dates``, and with
+    ``config.share_dates`` each day's date only on the first item of that day (the
+    later ones go under it in a prompt: :func:`~ltm_agent.llm.render_memory_block`).
+    """
+    excerpt_tokens = config.excerpt_budget(query)
+    shown: set[str] = set()
+    out: list[MemoryItem] = []
+    for item, score in ranked:
+        dated = config.render_dates
+        if dated and config.share_dates and (time := _event_time(item)) is not None:
+            label = day_label(time)
+            dated = label not in shown
+            shown.add(label)
+        out.append(to_memory_item(item, score, render_dates=dated, query=query, excerpt_tokens=excerpt_tokens))
+    return out
 
 
 class HybridRetriever:
@@ -213,11 +233,7 @@ class HybridRetriever:
             namespace, query, reference_time=reference_time, as_of=as_of, filter=filter, depth=depth
         )
         # Rendering counts tokens: it is done only for the items a caller will look at.
-        excerpt_tokens = config.excerpt_budget(query)
-        return [
-            to_memory_item(item, score, render_dates=config.render_dates, query=query, excerpt_tokens=excerpt_tokens)
-            for item, score in ranked
-        ]
+        return render_items(ranked, config, query)
 
     def ranked_items(
         self,
@@ -365,4 +381,4 @@ class HybridRetriever:
         """
         # Enough depth for k items even when packing skips some already covered by others.
         ranked = self.rank(namespace, query, reference_time=reference_time, as_of=as_of, filter=filter, depth=4 * k + 20)
-        return pack(ranked, budget_tokens)[:k]
+        return pack(ranked, budget_tokens, share_dates=self.config.shares_dates)[:k]

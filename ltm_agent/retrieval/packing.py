@@ -1,16 +1,55 @@
 """Budget packing: fit ranked memories into a context-token budget.
 
-Core functions: :func:`pack`, :func:`render_context`.
+Core functions: :func:`pack`, :func:`share_dates`, :func:`day_order`, :func:`render_context`.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Sequence
 
+from ltm_agent.dates import day_label
 from ltm_agent.errors import InvalidInputError, describe
 from ltm_agent.records import MemoryItem
+from ltm_agent.tokens import count_tokens
 
-__all__ = ["pack", "render_context"]
+__all__ = ["day_order", "pack", "render_context", "share_dates", "with_day_label"]
+
+
+def with_day_label(item: MemoryItem, shown: bool) -> MemoryItem:
+    """``item`` with its text starting with its day's label (``[8 May 2023] ...``) or not.
+
+    Items without a time are returned as they are; so is one already as asked.
+    """
+    if item.time is None:
+        return item
+    label = day_label(item.time)
+    has = item.text.startswith(label + " ")
+    if has == shown:
+        return item
+    text = f"{label} {item.text}" if shown else item.text[len(label) + 1 :]
+    return replace(item, text=text, tokens=count_tokens(text))
+
+
+def share_dates(items: Sequence[MemoryItem]) -> list[MemoryItem]:
+    """Each day's date once: on the first item of that day, in the order given; not on the later ones.
+
+    Example:
+        >>> from datetime import datetime, UTC
+        >>> day = datetime(2023, 5, 8, tzinfo=UTC)
+        >>> a = MemoryItem("a", "turn", "[8 May 2023] Tea.", 1.0, day, 6, ("t1",), ("n",))
+        >>> b = MemoryItem("b", "turn", "[8 May 2023] Cake.", 0.5, day, 6, ("t2",), ("n",))
+        >>> [i.text for i in share_dates([b, a])]
+        ['[8 May 2023] Cake.', 'Tea.']
+    """
+    shown: set[str] = set()
+    out: list[MemoryItem] = []
+    for item in items:
+        label = day_label(item.time) if item.time is not None else None
+        out.append(with_day_label(item, label not in shown) if label else item)
+        if label:
+            shown.add(label)
+    return out
 
 
 def pack(
@@ -19,6 +58,7 @@ def pack(
     *,
     skip_covered: bool = True,
     greedy: bool = True,
+    share_dates: bool = False,
 ) -> list[MemoryItem]:
     """Keep items in rank order while their total tokens stay within the budget.
 
@@ -30,6 +70,11 @@ def pack(
         greedy: Skip an item that does not fit and try smaller ones after it;
             ``False`` stops at the first item that does not fit (the benchmark
             metric's rule).
+        share_dates: Items render each day's date once (a retriever with
+            ``RetrievalConfig.shares_dates``): the first kept item of a day is
+            given its day's label and later ones lose it, so every kept day keeps
+            its date even when the item that carried it was skipped, and each
+            item is charged what it renders.
 
     Example:
         >>> from ltm_agent.records import MemoryItem
@@ -42,10 +87,14 @@ def pack(
         raise InvalidInputError(f"budget_tokens must be a non-negative int, got {describe(budget_tokens)}")
     kept: list[MemoryItem] = []
     covered: set[str] = set()
+    days: set[str] = set()
     total = 0
     for item in items:
         if skip_covered and item.sources and covered.issuperset(item.sources):
             continue
+        label = day_label(item.time) if share_dates and item.time is not None else None
+        if label:
+            item = with_day_label(item, label not in days)
         if budget_tokens is not None and total + item.tokens > budget_tokens:
             if greedy:
                 continue
@@ -53,9 +102,39 @@ def pack(
         kept.append(item)
         covered.update(item.sources)
         total += item.tokens
+        if label:
+            days.add(label)
     return kept
 
 
+def day_order(items: Sequence[MemoryItem]) -> list[int]:
+    """Positions of ``items`` with each day's items together: days in the order they first
+    appear, the item that shows the day's label first, the others in the order given.
+
+    A block of memories that share dates (:func:`share_dates`) reads right in this order:
+    a memory without a date comes after one that gives its day. Items without a time
+    keep their place among the days.
+
+    Example:
+        >>> from datetime import datetime, UTC
+        >>> d1, d2 = datetime(2023, 5, 8, tzinfo=UTC), datetime(2023, 6, 1, tzinfo=UTC)
+        >>> a = MemoryItem("a", "turn", "[8 May 2023] Tea.", 1.0, d1, 6, ("t1",), ("n",))
+        >>> b = MemoryItem("b", "turn", "[1 Jun 2023] Cake.", 0.9, d2, 6, ("t2",), ("n",))
+        >>> c = MemoryItem("c", "turn", "Milk.", 0.8, d1, 2, ("t3",), ("n",))
+        >>> day_order([a, b, c])
+        [0, 2, 1]
+    """
+    groups: dict[str, list[int]] = {}
+    for position, item in enumerate(items):
+        key = day_label(item.time) if item.time is not None else f"#{position}"
+        group = groups.setdefault(key, [])
+        if item.time is not None and item.text.startswith(key + " "):
+            group.insert(0, position)  # the item that shows the date opens its day
+        else:
+            group.append(position)
+    return [position for group in groups.values() for position in group]
+
+
 def render_context(items: Sequence[MemoryItem]) -> str:
-    """Items as plain lines in the order given (their text already carries dates)."""
-    return "\n".join(item.text for item in items)
+    """Items as plain lines, each day's together (:func:`day_order`; their text carries the dates)."""
+    return "\n".join(items[i].text for i in day_order(items))

@@ -296,7 +296,7 @@ class SessionRecall:
         if exclude_texts:
             skip = set(exclude_texts)
             ranked = [item for item in ranked if _dedup_key(item.text) not in skip]
-        return pack(ranked, budget_tokens)[:k]
+        return pack(ranked, budget_tokens, share_dates=self.retriever.config.shares_dates)[:k]
 
     async def arecall(self, query: str, session_id: str, **kwargs: Any) -> list[MemoryItem]:
         """Async twin of :meth:`recall` (runs in a worker thread)."""

@@ -306,13 +306,30 @@ def test_the_block_is_compact_short_ids_and_only_the_dates_the_text_lacks() -> N
 
     when = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
     dated = MemoryItem("turn-" + "a" * 24, "turn", "[8 May 2023] Ann: hi", 1.0, when, 9, (), ("u1",))
-    undated = MemoryItem("fact-" + "b" * 24, "fact", "Ann lives in Porto.", 1.0, when, 5, (), ("u1",))
+    undated = MemoryItem("fact-" + "b" * 24, "fact", "Ann lives in Porto.", 1.0, when.replace(day=9), 5, (), ("u1",))
     block = render_memory_block([dated, undated], instruction="(data)")
     assert block.splitlines()[2:4] == [
         '<memory id="m1">[8 May 2023] Ann: hi</memory>',
-        '<memory id="m2" date="2023-05-08 13:56" kind="fact">Ann lives in Porto.</memory>',
+        '<memory id="m2" date="2023-05-09 13:56" kind="fact">Ann lives in Porto.</memory>',
     ]
     assert "a" * 24 not in block and memory_ref(1) == "m2"
+
+
+def test_a_block_with_shared_dates_puts_each_day_together_under_the_memory_that_gives_it() -> None:
+    from datetime import UTC, datetime
+
+    may8, may9 = datetime(2023, 5, 8, 13, 56, tzinfo=UTC), datetime(2023, 5, 9, 9, 0, tzinfo=UTC)
+    first = MemoryItem("t1", "turn", "[8 May 2023] Ann: hi", 1.0, may8, 9, (), ("u1",))
+    other_day = MemoryItem("t2", "turn", "[9 May 2023] Ann: bye", 0.9, may9, 9, (), ("u1",))
+    same_day = MemoryItem("t3", "turn", "Bob: hello", 0.8, may8, 3, (), ("u1",))  # its date was shared
+    lost_day = MemoryItem("t4", "turn", "Bob: later", 0.7, may9.replace(day=10), 3, (), ("u1",))
+    lines = render_memory_block([first, other_day, same_day, lost_day], instruction="(data)").splitlines()[2:6]
+    assert lines == [
+        '<memory id="m1">[8 May 2023] Ann: hi</memory>',
+        '<memory id="m3">Bob: hello</memory>',  # after the memory that gives its day, no date of its own
+        '<memory id="m2">[9 May 2023] Ann: bye</memory>',
+        '<memory id="m4" date="2023-05-10 09:00">Bob: later</memory>',  # no text gives its day
+    ]
 
 
 # -- local chat model wrapper ----------------------------------------------

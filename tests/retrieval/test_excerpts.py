@@ -35,8 +35,9 @@ def test_the_retriever_renders_excerpts_counts_them_and_keeps_the_sources(fake_e
         Conversation(id="c", sessions=(Session(id="s", date=datetime(2024, 1, 2, tzinfo=UTC), turns=turns),))
     )
     query = "Which herbal liqueur for the Corpse Reviver?"
-    whole = {i.sources: i for i in HybridRetriever(store).rank(("u",), query)}
-    cut = {i.sources: i for i in HybridRetriever(store, RetrievalConfig(excerpt_tokens=48)).rank(("u",), query)}
+    own_dates = RetrievalConfig(share_dates=False)  # every item shows its date, whatever the rank
+    whole = {i.sources: i for i in HybridRetriever(store, own_dates).rank(("u",), query)}
+    cut = {i.sources: i for i in HybridRetriever(store, own_dates.but(excerpt_tokens=48)).rank(("u",), query)}
     assert set(whole) == set(cut) and ("a",) in cut
     assert cut[("a",)].text.startswith("[2 Jan 2024] assistant: … ") and "Absinthe" in cut[("a",)].text
     assert cut[("a",)].tokens == count_tokens(cut[("a",)].text) < whole[("a",)].tokens

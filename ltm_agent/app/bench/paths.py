@@ -40,7 +40,7 @@ from ltm_agent.app.bench.systems import DEPTH, LTM
 from ltm_agent.conversations import Conversation
 from ltm_agent.namespaces import Namespace
 from ltm_agent.records import MemoryItem
-from ltm_agent.retrieval import to_memory_item
+from ltm_agent.retrieval.hybrid import render_items
 
 __all__ = ["PATHS", "PATH_CLASSES", "LTMLangGraph", "LTMLive", "LTMLlamaIndex", "PathLTM", "write_latency_summary"]
 
@@ -88,11 +88,9 @@ class PathLTM(LTM):
     def _items(self, ns: Namespace, ids: list[str], query: str) -> list[MemoryItem]:
         """The stored items behind retrieved ids, rendered as ``ltm`` renders them for ``query``
         (dates, and excerpts of long memories: what the node or block gave the agent), in the given order."""
-        found = self.store.get(ns, ids) if ids else []
-        config = self.retriever.config
-        return [to_memory_item(item, 1.0 / (rank + 1), render_dates=config.render_dates, query=query,
-                               excerpt_tokens=config.excerpt_budget(query))
-                for rank, item in enumerate(found) if item is not None]
+        found = [item for item in (self.store.get(ns, ids) if ids else []) if item is not None]
+        ranked = [(item, 1.0 / (rank + 1)) for rank, item in enumerate(found)]
+        return render_items(ranked, self.retriever.config.for_query(query), query)
 
 
 class LTMLive(PathLTM):

@@ -428,6 +428,7 @@ SYSTEMS: dict[str, Callable[[Embedder], BenchSystem]] = {
     "ltm-no-excerpts": _ltm("ltm-no-excerpts", excerpt_tokens=0),
     "ltm-excerpts-recall": _ltm("ltm-excerpts-recall", excerpt_when_recalling=True),
     "ltm-excerpts-64": _ltm("ltm-excerpts-64", excerpt_tokens=64),
+    "ltm-own-dates": _ltm("ltm-own-dates", share_dates=False),
     "ltm-learned": _ltm("ltm-learned", fusion="learned"),
     # Query-type settings (opt-in, not in the default runs): other settings only for questions that
     # ask for a set (ltm_agent.retrieval.query_types.asks_for_a_set); docs/retrieval.md has the numbers.
@@ -464,6 +465,7 @@ DEFAULT_SYSTEMS = (
     "ltm-no-session-rank",
     "ltm-diverse",
     "ltm-no-excerpts",
+    "ltm-own-dates",
     "ltm-excerpts-recall",
     "ltm-facts",
     "langgraph-inmemory",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timedelta
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -160,8 +160,11 @@ def to_memory_item(
     )
 
 
-def render_items(ranked: Sequence[tuple[StoredItem, float]], config: RetrievalConfig, query: str) -> list[MemoryItem]:
-    """Ranked store items as the read path renders them for ``query``, in the order given.
+def render_items(
+    ranked: Iterable[tuple[StoredItem, float]], config: RetrievalConfig, query: str
+) -> Iterator[MemoryItem]:
+    """Ranked store items as the read path renders them for ``query``, in the order given, one
+    at a time (rendering counts tokens and cuts excerpts: a caller stops when it has enough).
 
     Excerpts per ``config.excerpt_budget``; dates per ``config.render_dates``, and with
     ``config.share_dates`` each day's date only on the first item of that day (the
@@ -169,15 +172,13 @@ def render_items(ranked: Sequence[tuple[StoredItem, float]], config: RetrievalCo
     """
     excerpt_tokens = config.excerpt_budget(query)
     shown: set[str] = set()
-    out: list[MemoryItem] = []
     for item, score in ranked:
         dated = config.render_dates
         if dated and config.share_dates and (time := _event_time(item)) is not None:
             label = day_label(time)
             dated = label not in shown
             shown.add(label)
-        out.append(to_memory_item(item, score, render_dates=dated, query=query, excerpt_tokens=excerpt_tokens))
-    return out
+        yield to_memory_item(item, score, render_dates=dated, query=query, excerpt_tokens=excerpt_tokens)
 
 
 class HybridRetriever:
@@ -226,14 +227,30 @@ class HybridRetriever:
         as_of: datetime | None = None,
         filter: Filter | None = None,
         depth: int | None = None,
+        max_tokens: int | None = None,
     ) -> list[MemoryItem]:
-        """Candidates in fused, time-expanded rank order (no budget); the first ``depth`` (all when ``None``)."""
+        """Candidates in fused, time-expanded rank order (no budget); the first ``depth`` (all when ``None``).
+
+        With ``max_tokens`` the list ends with the item whose tokens bring the total to
+        ``max_tokens`` or past it: enough to fill that budget in rank order, and no
+        rendering (token counts, excerpts) spent on items after it.
+        """
         config = self.config.for_query(query)
         ranked = self.ranked_items(
             namespace, query, reference_time=reference_time, as_of=as_of, filter=filter, depth=depth
         )
         # Rendering counts tokens: it is done only for the items a caller will look at.
-        return render_items(ranked, config, query)
+        items = render_items(ranked, config, query)
+        if max_tokens is None:
+            return list(items)
+        out: list[MemoryItem] = []
+        total = 0
+        for item in items:
+            out.append(item)
+            total += item.tokens
+            if total >= max_tokens:
+                break
+        return out
 
     def ranked_items(
         self,
@@ -379,6 +396,10 @@ class HybridRetriever:
                 their own bi-temporal view: ``EpisodicTimeline.facts_as_of``).
             filter: Extra metadata filter.
         """
-        # Enough depth for k items even when packing skips some already covered by others.
-        ranked = self.rank(namespace, query, reference_time=reference_time, as_of=as_of, filter=filter, depth=4 * k + 20)
-        return pack(ranked, budget_tokens, share_dates=self.config.shares_dates)[:k]
+        # Enough depth for k items even when packing skips some already covered by others;
+        # rendered lazily, so packing stops rendering once it holds k items or the budget is full.
+        config = self.config.for_query(query)
+        ranked = self.ranked_items(
+            namespace, query, reference_time=reference_time, as_of=as_of, filter=filter, depth=4 * k + 20
+        )
+        return pack(render_items(ranked, config, query), budget_tokens, share_dates=config.shares_dates, limit=k)

@@ -6,7 +6,7 @@ Core functions: :func:`pack`, :func:`share_dates`, :func:`day_order`, :func:`ren
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from ltm_agent.dates import day_label
 from ltm_agent.errors import InvalidInputError, describe
@@ -53,12 +53,13 @@ def share_dates(items: Sequence[MemoryItem]) -> list[MemoryItem]:
 
 
 def pack(
-    items: Sequence[MemoryItem],
+    items: Iterable[MemoryItem],
     budget_tokens: int | None,
     *,
     skip_covered: bool = True,
     greedy: bool = True,
     share_dates: bool = False,
+    limit: int | None = None,
 ) -> list[MemoryItem]:
     """Keep items in rank order while their total tokens stay within the budget.
 
@@ -75,6 +76,9 @@ def pack(
             given its day's label and later ones lose it, so every kept day keeps
             its date even when the item that carried it was skipped, and each
             item is charged what it renders.
+        limit: Stop once this many items are kept (``items`` may be a lazy
+            iterator: nothing after that point is consumed), or once the budget
+            is full.
 
     Example:
         >>> from ltm_agent.records import MemoryItem
@@ -85,7 +89,11 @@ def pack(
     """
     if budget_tokens is not None and (not isinstance(budget_tokens, int) or budget_tokens < 0):
         raise InvalidInputError(f"budget_tokens must be a non-negative int, got {describe(budget_tokens)}")
+    if limit is not None and (not isinstance(limit, int) or limit < 0):
+        raise InvalidInputError(f"limit must be a non-negative int or None, got {describe(limit)}")
     kept: list[MemoryItem] = []
+    if limit == 0:
+        return kept
     covered: set[str] = set()
     days: set[str] = set()
     total = 0
@@ -104,6 +112,8 @@ def pack(
         total += item.tokens
         if label:
             days.add(label)
+        if (limit is not None and len(kept) >= limit) or total == budget_tokens:
+            break
     return kept
 
 

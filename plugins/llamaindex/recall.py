@@ -31,7 +31,7 @@ from ltm_agent.dates import utcnow
 from ltm_agent.errors import InvalidInputError, InvalidNamespaceError, describe
 from ltm_agent.namespaces import MAX_DEPTH, Namespace, validate_namespace
 from ltm_agent.records import Episode, MemoryItem
-from ltm_agent.retrieval import HybridRetriever, RetrievalConfig, pack
+from ltm_agent.retrieval import HybridRetriever, RetrievalConfig, pack, render_items
 from ltm_agent.store import MemoryStore
 from ltm_agent.timeline import EpisodicTimeline
 
@@ -286,17 +286,19 @@ class SessionRecall:
         query = query.replace("\x00", "").strip()[-self.store.limits.max_text_chars :]
         if not query:
             return []
-        ranked = self.retriever.rank(
+        ranked = self.retriever.ranked_items(
             namespace,
             query,
             reference_time=reference_time or self.clock(),
             # Built per call, never stored: run-llama/llama_index#22701.
             filter={"session_id": session_id} if self.scope == "session" else None,
         )
+        config = self.retriever.config.for_query(query)
+        items: Iterable[MemoryItem] = render_items(ranked, config, query)  # lazily: packing stops it
         if exclude_texts:
             skip = set(exclude_texts)
-            ranked = [item for item in ranked if _dedup_key(item.text) not in skip]
-        return pack(ranked, budget_tokens, share_dates=self.retriever.config.shares_dates)[:k]
+            items = (item for item in items if _dedup_key(item.text) not in skip)
+        return pack(items, budget_tokens, share_dates=config.shares_dates, limit=k)
 
     async def arecall(self, query: str, session_id: str, **kwargs: Any) -> list[MemoryItem]:
         """Async twin of :meth:`recall` (runs in a worker thread)."""

@@ -40,7 +40,7 @@ from ltm_agent.app.bench.systems import DEPTH, LTM
 from ltm_agent.conversations import Conversation
 from ltm_agent.namespaces import Namespace
 from ltm_agent.records import MemoryItem
-from ltm_agent.retrieval.hybrid import render_items
+from ltm_agent.retrieval import render_items
 
 __all__ = ["PATHS", "PATH_CLASSES", "LTMLangGraph", "LTMLive", "LTMLlamaIndex", "PathLTM", "write_latency_summary"]
 
@@ -210,9 +210,10 @@ class LTMLlamaIndex(PathLTM):
         await memory.aput(ChatMessage(role="user", content=question.text))
         messages = await memory.aget(reference_time=question.question_time)
         text = "\n".join(m.content or "" for m in messages if m.role.value == "system")
-        # What Memory rendered names memories m1..mN; the block keeps the items behind those refs.
+        # What Memory rendered names memories m1..mN in rank order (the lines go by day); the block
+        # keeps the items behind those refs.
         rendered = block.last_items
-        refs = [int(n) - 1 for n in _MEMORY_REF.findall(text)]
+        refs = sorted(int(n) - 1 for n in _MEMORY_REF.findall(text))
         return self._items(ns, [rendered[r].id for r in refs if 0 <= r < len(rendered)], question.text)
 
 

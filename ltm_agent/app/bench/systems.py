@@ -44,6 +44,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ltm_agent.app.bench.datasets import Question
+from ltm_agent.app.bench.metrics import TOKEN_BUDGETS
 from ltm_agent.conversations import Conversation
 from ltm_agent.embeddings import Embedder
 from ltm_agent.errors import InvalidInputError
@@ -236,8 +237,10 @@ class LTM(BenchSystem):
         return EpisodicTimeline(self.store, ns, units=self.units).ingest(conversation).turns
 
     def retrieve(self, namespace: Namespace, question: Question) -> list[MemoryItem]:
+        # Rendered until the contract's largest budget is full: nothing after it is scored.
         return self.retriever.rank(
-            self._ns(namespace), question.text, reference_time=question.question_time, depth=DEPTH
+            self._ns(namespace), question.text, reference_time=question.question_time, depth=DEPTH,
+            max_tokens=max(TOKEN_BUDGETS),
         )
 
     def forget(self, namespace: Namespace) -> None:

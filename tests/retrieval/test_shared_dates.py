@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from ltm_agent.dates import day_label
+from ltm_agent.errors import InvalidInputError
 from ltm_agent.llm import render_memory_block
 from ltm_agent.records import MemoryItem
 from ltm_agent.retrieval import HybridRetriever, RetrievalConfig, pack
@@ -58,3 +61,43 @@ def test_the_prompt_block_gives_every_memory_its_day() -> None:
     block = render_memory_block(ranked, instruction="(data)").splitlines()
     assert block[2:5] == ['<memory id="m1">[8 May 2023] Ann: hi</memory>', '<memory id="m3">Bob: hello</memory>',
                           '<memory id="m2">[9 May 2023] Ann: bye</memory>']
+
+
+def test_rank_with_max_tokens_is_the_full_ranking_cut_at_the_item_that_fills_the_budget(two_session_store) -> None:
+    retriever = HybridRetriever(two_session_store)
+    full = retriever.rank(("u",), "pottery bowl camping")
+    cut = retriever.rank(("u",), "pottery bowl camping", max_tokens=full[0].tokens + 1)
+    assert cut == full[:2]  # the second item brings the total past the budget: it is the last one
+    assert retriever.rank(("u",), "pottery bowl camping", max_tokens=10_000) == full
+
+
+def test_pack_with_a_limit_stops_consuming_a_lazy_stream() -> None:
+    consumed: list[str] = []
+
+    def stream():
+        for n in range(100):
+            consumed.append(f"t{n}")
+            yield _item(f"t{n}", f"memory {n}", None)
+
+    kept = pack(stream(), None, limit=3)
+    assert [i.id for i in kept] == ["t0", "t1", "t2"] and consumed == ["t0", "t1", "t2"]
+    assert pack(stream(), None, limit=0) == []
+    with pytest.raises(InvalidInputError, match="limit"):
+        pack([], None, limit=-1)
+    consumed.clear()
+    full = pack(stream(), count_tokens("memory 0") + count_tokens("memory 1"))  # a full budget stops it too
+    assert [i.id for i in full] == ["t0", "t1"] and consumed == ["t0", "t1"]
+
+
+def test_retrieve_renders_only_what_it_returns(two_session_store, monkeypatch) -> None:
+    import ltm_agent.retrieval.hybrid as hybrid
+
+    rendered: list[str] = []
+    original = hybrid.to_memory_item
+    def counting(item, *args, **kwargs):
+        rendered.append(item.id)
+        return original(item, *args, **kwargs)
+
+    monkeypatch.setattr(hybrid, "to_memory_item", counting)
+    items = HybridRetriever(two_session_store).retrieve(("u",), "pottery bowl camping", k=2)
+    assert len(items) == 2 and rendered == [i.id for i in items]

@@ -92,8 +92,9 @@ item id, so two systems that store the same items rank them the same way (which 
 - `ltm`: this library's default configuration (identical for both data sets): hybrid dense + BM25
   search fused by reciprocal rank, context keys (each turn also indexed with its neighbours), the
   question's time expressions, speaker names, one round of pseudo-relevance feedback, a ranking of
-  sessions fused in, and a memory longer than 96 tokens rendered as its sentences that best match the
-  question (an excerpt, except on a question about what the assistant said, "you mentioned ...").
+  sessions fused in, a memory longer than 96 tokens rendered as its sentences that best match the
+  question (an excerpt, except on a question about what the assistant said, "you mentioned ..."), and
+  each day's date given once, on the first memory of that day in rank order.
   An excerpt does not cover an evidence turn whose gold answer it cut, when the whole turn holds the
   answer verbatim; an answer the turn words differently cannot be checked and keeps its credit (see
   `cut_evidence` in `bench/retrieval_bench.py`).
@@ -101,7 +102,8 @@ item id, so two systems that store the same items rank them the same way (which 
   `feedback`; `long-turns`: on a question about what the assistant said, a turn too long for a
   context key no longer stands for itself in the context rankings; `session-rank`: no ranking of
   sessions, by their best memories, fused into the ranking; `excerpts`: whole memories).
-  `ltm-excerpts-recall` excerpts also on questions about what the assistant said. Opt-in read
+  `ltm-excerpts-recall` excerpts also on questions about what the assistant said; `ltm-own-dates`
+  gives every memory its own date (same ranking, more tokens per memory). Opt-in read
   settings measured against `ltm`: `ltm-diverse` re-orders so the first places reach more sessions
   (MMR over sessions); `ltm-rounds` adds rounds as units; `ltm-facts` appends the pattern
   extractor's facts to the keys of the turns they came from (same rendered turns, only the ranking
@@ -116,8 +118,8 @@ item id, so two systems that store the same items rank them the same way (which 
   downgrades the `protobuf` 7.x that chromadb's telemetry and onnxruntime load; in a separate
   environment (`pip install 'ltm-agent[bench]' mem0ai`) it installs and runs offline, with telemetry off.
 
-Budgets count the text as it would be rendered into the prompt (our items include their date; the
-baselines' and peers' do not). In the plots `ltm` is the thick black line (or dark bar), drawn on top.
+Budgets count the text as it would be rendered into the prompt (our items include their dates, each
+day's once; the baselines' and peers' include none). In the plots `ltm` is the thick black line (or dark bar), drawn on top.
 """
 
 

@@ -6,10 +6,11 @@ Core types: :class:`HybridRetriever`, :class:`RetrievalConfig`, :class:`Retrieve
 from ltm_agent.retrieval.base import Retriever
 from ltm_agent.retrieval.config import RetrievalConfig
 from ltm_agent.retrieval.fusion import reciprocal_rank_fusion
-from ltm_agent.retrieval.hybrid import HybridRetriever, render_items, to_memory_item
+from ltm_agent.retrieval.hybrid import HybridRetriever
 from ltm_agent.retrieval.learned import FusionModel, use_fusion_model
 from ltm_agent.retrieval.packing import day_order, pack, render_context, share_dates
 from ltm_agent.retrieval.query_types import asks_for_a_set
+from ltm_agent.retrieval.rendering import render_items, to_memory_item
 from ltm_agent.retrieval.time_window import TimeWindow, query_time_window, stable_partition
 
 __all__ = [

@@ -12,26 +12,24 @@ Core types: :class:`HybridRetriever` (its settings: :class:`~ltm_agent.retrieval
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime, timedelta
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
-from ltm_agent.dates import day_label, from_timestamp, require_aware, to_timestamp
+from ltm_agent.dates import require_aware, to_timestamp
 from ltm_agent.filters import Filter
 from ltm_agent.namespaces import Namespace, validate_namespace
 from ltm_agent.records import MemoryItem, RecordKind, ScoredItem, StoredItem
 from ltm_agent.retrieval.config import RetrievalConfig
-from ltm_agent.retrieval.excerpts import excerpt
 from ltm_agent.retrieval.fusion import reciprocal_rank_fusion
 from ltm_agent.retrieval.packing import pack
 from ltm_agent.retrieval.query_types import asks_what_was_said
+from ltm_agent.retrieval.rendering import event_time, render_items, to_memory_item
 from ltm_agent.retrieval.sessions import diversify_sessions, fuse_session_ranking
 from ltm_agent.retrieval.time_window import TimeWindow, query_time_window, stable_partition
 from ltm_agent.store import MemoryStore, SearchOp, validate_text
-from ltm_agent.tokens import count_tokens
 from ltm_agent.units import carries_own_context
 
 __all__ = ["HybridRetriever", "RetrievalConfig", "asks_what_was_said", "render_items", "to_memory_item"]
@@ -129,56 +127,6 @@ def _rocchio(
     docs = np.stack([v / (np.linalg.norm(v) or 1.0) for v in found.values()]).mean(axis=0)
     moved = query / (np.linalg.norm(query) or 1.0) + docs
     return moved / (np.linalg.norm(moved) or 1.0)
-
-
-def _event_time(item: StoredItem) -> datetime | None:
-    ts = item.metadata.get("event_ts", item.metadata.get("valid_ts"))
-    return from_timestamp(ts) if ts is not None else None
-
-
-def to_memory_item(
-    item: StoredItem, score: float, *, render_dates: bool = True, query: str | None = None, excerpt_tokens: int = 0
-) -> MemoryItem:
-    """A store item as a retrieval result, its text rendered as it goes into a prompt.
-
-    With ``query`` and ``excerpt_tokens`` a longer memory is rendered as its best-matching
-    sentences (:func:`~ltm_agent.retrieval.excerpts.excerpt`); id and sources stay the turn's.
-    """
-    meta = item.metadata
-    time = _event_time(item)
-    body = (excerpt(item.text, query, excerpt_tokens) if query and excerpt_tokens else None) or item.text
-    text = f"{day_label(time)} {body}" if (render_dates and time is not None) else body
-    return MemoryItem(
-        id=item.id,
-        kind=str(meta.get("kind", "")),
-        text=text,
-        score=score,
-        time=time,
-        tokens=count_tokens(text),
-        sources=tuple(json.loads(str(meta.get("sources", "[]")))),
-        namespace=item.namespace,
-    )
-
-
-def render_items(
-    ranked: Iterable[tuple[StoredItem, float]], config: RetrievalConfig, query: str
-) -> Iterator[MemoryItem]:
-    """Ranked store items as the read path renders them for ``query``, in the order given, one
-    at a time (rendering counts tokens and cuts excerpts: a caller stops when it has enough).
-
-    Excerpts per ``config.excerpt_budget``; dates per ``config.render_dates``, and with
-    ``config.share_dates`` each day's date only on the first item of that day (the
-    later ones go under it in a prompt: :func:`~ltm_agent.llm.render_memory_block`).
-    """
-    excerpt_tokens = config.excerpt_budget(query)
-    shown: set[str] = set()
-    for item, score in ranked:
-        dated = config.render_dates
-        if dated and config.share_dates and (time := _event_time(item)) is not None:
-            label = day_label(time)
-            dated = label not in shown
-            shown.add(label)
-        yield to_memory_item(item, score, render_dates=dated, query=query, excerpt_tokens=excerpt_tokens)
 
 
 class HybridRetriever:
@@ -308,7 +256,7 @@ class HybridRetriever:
         else:
             fused = default_order(query, fused, by_value, self.config)
         if window is not None:
-            fused = stable_partition(fused, lambda vs: window.contains(_event_time(by_value[vs[0]])))
+            fused = stable_partition(fused, lambda vs: window.contains(event_time(by_value[vs[0]])))
         chosen = fused if depth is None else fused[:depth]
         return [(by_value[v], score) for v, score in chosen]
 

@@ -35,8 +35,9 @@ import numpy as np
 
 from ltm_agent.errors import DataFormatError, InvalidInputError, describe
 from ltm_agent.records import ScoredItem, StoredItem
-from ltm_agent.retrieval.hybrid import _event_time, _value_key, default_order, speakers_named
+from ltm_agent.retrieval.hybrid import _value_key, default_order, speakers_named
 from ltm_agent.retrieval.query_types import asks_what_was_said
+from ltm_agent.retrieval.rendering import event_time
 from ltm_agent.retrieval.sessions import SESSION_TOP
 from ltm_agent.units import carries_own_context
 
@@ -183,7 +184,7 @@ def candidate_features(
         assistant = 1.0 if str(meta.get("role", "")) == "assistant" else 0.0
         out[i, _COLUMN["rr_fused"]] = 1.0 / (k + i + 1)
         out[i, _COLUMN["speaker_match"]] = 1.0 if str(meta.get("speaker", "")).lower() in named else 0.0
-        out[i, _COLUMN["in_window"]] = 1.0 if window is not None and window.contains(_event_time(item)) else 0.0
+        out[i, _COLUMN["in_window"]] = 1.0 if window is not None and window.contains(event_time(item)) else 0.0
         out[i, _COLUMN["long_turn"]] = long_turn
         out[i, _COLUMN["assistant"]] = assistant
         out[i, _COLUMN["log_chars"]] = math.log1p(len(item.text))

@@ -90,14 +90,14 @@ def test_pack_with_a_limit_stops_consuming_a_lazy_stream() -> None:
 
 
 def test_retrieve_renders_only_what_it_returns(two_session_store, monkeypatch) -> None:
-    import ltm_agent.retrieval.hybrid as hybrid
+    import ltm_agent.retrieval.rendering as rendering
 
     rendered: list[str] = []
-    original = hybrid.to_memory_item
+    original = rendering.to_memory_item
     def counting(item, *args, **kwargs):
         rendered.append(item.id)
         return original(item, *args, **kwargs)
 
-    monkeypatch.setattr(hybrid, "to_memory_item", counting)
+    monkeypatch.setattr(rendering, "to_memory_item", counting)
     items = HybridRetriever(two_session_store).retrieve(("u",), "pottery bowl camping", k=2)
     assert len(items) == 2 and rendered == [i.id for i in items]

@@ -110,8 +110,8 @@ def collect_candidates(
     from ltm_agent.loaders import load_conversations
     from ltm_agent.memory_stores.chroma import ChromaStore
     from ltm_agent.retrieval import HybridRetriever, RetrievalConfig
-    from ltm_agent.retrieval.hybrid import to_memory_item
     from ltm_agent.retrieval.learned import capture_candidates
+    from ltm_agent.retrieval.rendering import to_memory_item
     from ltm_agent.timeline import EpisodicTimeline
 
     config = RetrievalConfig()

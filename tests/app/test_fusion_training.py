@@ -115,3 +115,17 @@ def test_an_excerpt_that_cut_the_answer_is_not_credited() -> None:
 
     assert question({}).score([0, 1])["recall@1024t"] == 1.0
     assert question({0: ["t0"]}).score([0, 1])["recall@1024t"] == 0.0  # as `bench retrieval` scores it
+
+
+def test_candidates_are_charged_with_each_days_date_once_in_the_order_scored() -> None:
+    import numpy as np
+
+    from ltm_agent.app.bench.fusion_training import QuestionCandidates
+
+    same_day = QuestionCandidates(
+        "locomo", "q", "4", "c", np.zeros((3, len(FEATURES)), dtype=np.float32), np.array([True, False, False]),
+        [12, 15, 9], [("t0",), ("t1",), ("t2",)], [0, 1, 2], ("t0",), (),
+        days=["[8 May 2023]", "[8 May 2023]", None], undated_tokens=[6, 9, 9],
+    )
+    assert [i["tokens"] for i in same_day.ranked([0, 1, 2])] == [12, 9, 9]  # the second of the day: no date
+    assert [i["tokens"] for i in same_day.ranked([1, 0, 2])] == [15, 6, 9]  # whichever comes first shows it

@@ -37,9 +37,11 @@ import numpy as np
 
 from ltm_agent.app.bench.fusion_report import render_report, summarise
 from ltm_agent.app.bench.metrics import score_question
+from ltm_agent.dates import day_label
 from ltm_agent.embeddings import Embedder
 from ltm_agent.errors import InvalidInputError
 from ltm_agent.retrieval.learned import FEATURES, FusionModel, fit_logistic
+from ltm_agent.tokens import count_tokens
 
 __all__ = ["QuestionCandidates", "TrainRun", "collect_candidates", "register", "train_fusion"]
 
@@ -68,16 +70,26 @@ class QuestionCandidates:
     cut: dict[int, list[str]] = field(default_factory=dict)
     """Candidates rendered as excerpts that cut the gold answer: their evidence turns not credited
     (:func:`~ltm_agent.app.bench.retrieval_bench.cut_evidence`, as ``bench retrieval`` scores them)."""
+    days: list[str | None] = field(default_factory=list)
+    """Each candidate's day label when its text carries one (``tokens`` count it), for shared dates."""
+    undated_tokens: list[int] = field(default_factory=list)
+    """Each candidate's tokens without its day label: what it costs when its day was already shown."""
 
     def ranked(self, order: list[int] | np.ndarray) -> list[dict]:
-        """Items in ``order`` after the time-window partition (as the read path), first :data:`DEPTH`."""
+        """Items in ``order`` after the time-window partition (as the read path), first :data:`DEPTH`,
+        each charged as the read path renders it in that order (each day's date once, when ``days``)."""
         inside = self.features[:, _IN_WINDOW] > 0.5
         final = [i for i in order if inside[i]] + [i for i in order if not inside[i]]
-        return [
-            {"tokens": self.tokens[i], "sources": list(self.sources[i]),
-             **({"cut_evidence": self.cut[i]} if i in self.cut else {})}
-            for i in final[:DEPTH]
-        ]
+        shown: set[str] = set()
+        out = []
+        for i in final[:DEPTH]:
+            day = self.days[i] if self.days else None
+            tokens = self.undated_tokens[i] if day is not None and day in shown else self.tokens[i]
+            if day is not None:
+                shown.add(day)
+            out.append({"tokens": tokens, "sources": list(self.sources[i]),
+                        **({"cut_evidence": self.cut[i]} if i in self.cut else {})})
+        return out
 
     def score(self, order: list[int] | np.ndarray) -> dict[str, float]:
         row = score_question(self.ranked(order), self.evidence, self.evidence_sessions) or {}
@@ -142,12 +154,18 @@ def collect_candidates(
                                        excerpt_tokens=config.excerpt_budget(q.text))
                         for item in found.items
                     ]
+                    # Which day each one shows, and its cost without it: ranked() shares dates per order.
+                    days = [day_label(m.time) if config.shares_dates and m.time is not None else None
+                            for m in rendered]
+                    undated = [count_tokens(m.text.removeprefix(f"{d} ")) if d else m.tokens
+                               for m, d in zip(rendered, days, strict=True)]
                     out.append(QuestionCandidates(
                         dataset, q.id, q.category, f"{dataset}:{q.conversation_id}", found.features.astype(np.float32),
                         np.array([not evidence.isdisjoint(m.sources) for m in rendered]),
                         [m.tokens for m in rendered], [tuple(m.sources) for m in rendered], found.default_order,
                         tuple(q.evidence), tuple(q.evidence_sessions) if dataset == "longmemeval" else (),
                         {i: cut for i, m in enumerate(rendered) if (cut := cut_evidence(m.text, m.sources, q, turns))},
+                        days, undated,
                     ))
                     bar.update(1)
             finally:

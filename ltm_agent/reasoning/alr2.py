@@ -45,6 +45,7 @@ from ltm_agent.reasoning.evidence import (
 )
 from ltm_agent.records import MemoryItem
 from ltm_agent.retrieval.base import Retriever
+from ltm_agent.retrieval.packing import own_dates
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -193,6 +194,9 @@ class RetrieveThenReason:
         if not items:
             proposals: list[QuotedEvidence] = []
         elif step is None:
+            # The selector reads each memory alone, not as a block grouped by day: give every
+            # memory the date retrieval gave only its day's first one, so a quote keeps it.
+            items = own_dates(items)
             proposals = self.selector.select(question, items)
         else:
             proposals = self._quote(step, items, question, reference_time)

@@ -13,7 +13,7 @@ from ltm_agent.errors import InvalidInputError, describe
 from ltm_agent.records import MemoryItem
 from ltm_agent.tokens import count_tokens
 
-__all__ = ["day_order", "pack", "render_context", "share_dates", "with_day_label"]
+__all__ = ["day_order", "own_dates", "pack", "render_context", "share_dates", "with_day_label"]
 
 
 def with_day_label(item: MemoryItem, shown: bool) -> MemoryItem:
@@ -115,6 +115,29 @@ def pack(
         if (limit is not None and len(kept) >= limit) or total == budget_tokens:
             break
     return kept
+
+
+def own_dates(items: Sequence[MemoryItem]) -> list[MemoryItem]:
+    """Undo :func:`share_dates` for a reader that takes memories one by one: an item whose day's
+    label another item of ``items`` carries gets it too. Items of days no item labels stay as
+    they are (a retriever that renders no dates).
+
+    Example:
+        >>> from datetime import datetime, UTC
+        >>> day = datetime(2023, 5, 8, tzinfo=UTC)
+        >>> a = MemoryItem("a", "turn", "[8 May 2023] Tea.", 1.0, day, 6, ("t1",), ("n",))
+        >>> b = MemoryItem("b", "turn", "Cake.", 0.5, day, 2, ("t2",), ("n",))
+        >>> c = MemoryItem("c", "turn", "Milk.", 0.4, day.replace(day=9), 2, ("t3",), ("n",))
+        >>> [i.text for i in own_dates([a, b, c])]
+        ['[8 May 2023] Tea.', '[8 May 2023] Cake.', 'Milk.']
+    """
+    labelled = {
+        label for item in items if item.time is not None and item.text.startswith((label := day_label(item.time)) + " ")
+    }
+    return [
+        with_day_label(item, True) if item.time is not None and day_label(item.time) in labelled else item
+        for item in items
+    ]
 
 
 def day_order(items: Sequence[MemoryItem]) -> list[int]:

@@ -263,6 +263,18 @@ def test_extractive_fallback_answers_offline_and_says_so() -> None:
     assert result.hallucination_rate == 0.0 and dict(result.usage) == {}
 
 
+def test_extractive_fallback_quotes_a_memory_with_the_date_its_day_shares() -> None:
+    """Retrieval dates each day once (the first memory of a day); the fallback's quote keeps the day's date."""
+    shared = [item("m1", "[8 May 2023] I adopted a golden retriever named Max."),
+              item("m2", "I hired a violin teacher called Ines."),  # same day as m1: its date was shared
+              item("m3", "My sister Ana moved to Lisbon last year.", JUNE)]  # a day no memory dates: as it is
+    result = RetrieveThenReason(FakeRetriever(shared)).answer(NS, "When did I hire a violin teacher?")
+    assert result.answer == "[8 May 2023] I hired a violin teacher called Ines."
+    assert [c.memory_id for c in result.citations] == ["m2"] and result.hallucination_rate == 0.0
+    ana = RetrieveThenReason(FakeRetriever(shared)).answer(NS, "Where did my sister Ana move?")
+    assert ana.answer == "My sister Ana moved to Lisbon last year."
+
+
 def test_extractive_fallback_splits_sentences_and_uses_stems() -> None:
     result = RetrieveThenReason(FakeRetriever(MEMORIES)).answer(NS, "Who loved beaches?")
     assert result.answer == "He loves the beach."

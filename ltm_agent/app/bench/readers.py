@@ -45,6 +45,7 @@ from ltm_agent.llm import ModelStep, UsageLedger, render_memory_block
 from ltm_agent.reasoning import ABSTAIN_ANSWER
 from ltm_agent.reasoning.evidence import ExtractiveSelector, normalize_for_match
 from ltm_agent.records import MemoryItem
+from ltm_agent.retrieval.packing import own_dates
 
 __all__ = [
     "EXTRACTIVE_READER",
@@ -150,7 +151,8 @@ class ExtractiveReader(Reader):
 
     Answers with the context sentence that best matches the question by
     stemmed term overlap (:class:`~ltm_agent.reasoning.evidence.ExtractiveSelector`),
-    verbatim; abstains with ``"Not mentioned in memory."`` when no sentence
+    verbatim (each memory read with its day's date, :func:`~ltm_agent.retrieval.packing.own_dates`);
+    abstains with ``"Not mentioned in memory."`` when no sentence
     shares enough of the question's terms.
 
     Args:
@@ -173,7 +175,8 @@ class ExtractiveReader(Reader):
 
     def answer(self, question: Question, context: Sequence[MemoryItem]) -> ReaderAnswer:
         started = time.perf_counter()
-        picks = self.selector.select(question.text, context) if context else []
+        # Each memory with its day's date (own_dates): a reader of the block gets it from the day's group.
+        picks = self.selector.select(question.text, own_dates(context)) if context else []
         latency = (time.perf_counter() - started) * 1000
         if not picks:
             return ReaderAnswer(ABSTAIN_ANSWER, True, latency_ms=latency)

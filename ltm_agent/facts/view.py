@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, tzinfo
 
+from ltm_agent.dates import day_label
 from ltm_agent.facts.memory import FactMemory
 from ltm_agent.namespaces import Namespace
 from ltm_agent.records import Fact, MemoryItem
@@ -69,5 +70,5 @@ class MemoryView:
         # A fact valid from local midnight ("last weekend") would print as the previous day in UTC.
         item = to_memory_item(fact.to_item(), 1.0, render_dates=False)
         day = fact.valid_at.astimezone(self.local)
-        text = f"[{day.day} {day:%b %Y}] {item.text}"
+        text = f"{day_label(day)} {item.text}"
         return replace(item, text=text, tokens=count_tokens(text))

@@ -141,12 +141,13 @@ def own_dates(items: Sequence[MemoryItem]) -> list[MemoryItem]:
 
 
 def day_order(items: Sequence[MemoryItem]) -> list[int]:
-    """Positions of ``items`` with each day's items together: days in the order they first
-    appear, the item that shows the day's label first, the others in the order given.
+    """Positions of ``items`` with each day's items together: items without a time first, then the
+    days in the order they first appear, each opened by the item that shows the day's label, the
+    others in the order given.
 
     A block of memories that share dates (:func:`share_dates`) reads right in this order:
-    a memory without a date comes after one that gives its day. Items without a time
-    keep their place among the days.
+    a memory without a date comes after one that gives its day, and none comes after a
+    memory of another day it could be taken for.
 
     Example:
         >>> from datetime import datetime, UTC
@@ -154,18 +155,22 @@ def day_order(items: Sequence[MemoryItem]) -> list[int]:
         >>> a = MemoryItem("a", "turn", "[8 May 2023] Tea.", 1.0, d1, 6, ("t1",), ("n",))
         >>> b = MemoryItem("b", "turn", "[1 Jun 2023] Cake.", 0.9, d2, 6, ("t2",), ("n",))
         >>> c = MemoryItem("c", "turn", "Milk.", 0.8, d1, 2, ("t3",), ("n",))
-        >>> day_order([a, b, c])
-        [0, 2, 1]
+        >>> note = MemoryItem("d", "note", "Likes tea.", 0.7, None, 3, (), ("n",))
+        >>> day_order([a, b, c, note])
+        [3, 0, 2, 1]
     """
+    timeless = [position for position, item in enumerate(items) if item.time is None]
     groups: dict[str, list[int]] = {}
     for position, item in enumerate(items):
-        key = day_label(item.time) if item.time is not None else f"#{position}"
-        group = groups.setdefault(key, [])
-        if item.time is not None and item.text.startswith(key + " "):
+        if item.time is None:
+            continue
+        label = day_label(item.time)
+        group = groups.setdefault(label, [])
+        if item.text.startswith(label + " "):
             group.insert(0, position)  # the item that shows the date opens its day
         else:
             group.append(position)
-    return [position for group in groups.values() for position in group]
+    return timeless + [position for group in groups.values() for position in group]
 
 
 def render_context(items: Sequence[MemoryItem]) -> str:

@@ -19,6 +19,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ltm_agent.dates import require_aware, to_timestamp
+from ltm_agent.errors import InvalidInputError, describe
 from ltm_agent.filters import Filter
 from ltm_agent.namespaces import Namespace, validate_namespace
 from ltm_agent.records import MemoryItem, RecordKind, ScoredItem, StoredItem
@@ -183,6 +184,8 @@ class HybridRetriever:
         ``max_tokens`` or past it: enough to fill that budget in rank order, and no
         rendering (token counts, excerpts) spent on items after it.
         """
+        if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1):
+            raise InvalidInputError(f"max_tokens must be a positive int or None, got {describe(max_tokens)}")
         config = self.config.for_query(query)
         ranked = self.ranked_items(
             namespace, query, reference_time=reference_time, as_of=as_of, filter=filter, depth=depth

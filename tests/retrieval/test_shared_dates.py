@@ -69,6 +69,9 @@ def test_rank_with_max_tokens_is_the_full_ranking_cut_at_the_item_that_fills_the
     cut = retriever.rank(("u",), "pottery bowl camping", max_tokens=full[0].tokens + 1)
     assert cut == full[:2]  # the second item brings the total past the budget: it is the last one
     assert retriever.rank(("u",), "pottery bowl camping", max_tokens=10_000) == full
+    for bad in (0, -5, 1.5, "100"):
+        with pytest.raises(InvalidInputError, match="max_tokens"):
+            retriever.rank(("u",), "pottery bowl camping", max_tokens=bad)
 
 
 def test_pack_with_a_limit_stops_consuming_a_lazy_stream() -> None:

@@ -90,7 +90,7 @@ class PathLTM(LTM):
         (dates, and excerpts of long memories: what the node or block gave the agent), in the given order."""
         found = [item for item in (self.store.get(ns, ids) if ids else []) if item is not None]
         ranked = [(item, 1.0 / (rank + 1)) for rank, item in enumerate(found)]
-        return render_items(ranked, self.retriever.config.for_query(query), query)
+        return list(render_items(ranked, self.retriever.config.for_query(query), query))
 
 
 class LTMLive(PathLTM):

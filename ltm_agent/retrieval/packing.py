@@ -1,6 +1,7 @@
 """Budget packing: fit ranked memories into a context-token budget.
 
-Core functions: :func:`pack`, :func:`share_dates`, :func:`day_order`, :func:`render_context`.
+Core functions: :func:`pack` (with ``share_dates``: each day's date once), :func:`own_dates`,
+:func:`day_order`, :func:`render_context`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from ltm_agent.errors import InvalidInputError, describe
 from ltm_agent.records import MemoryItem
 from ltm_agent.tokens import count_tokens
 
-__all__ = ["day_order", "own_dates", "pack", "render_context", "share_dates", "with_day_label"]
+__all__ = ["day_order", "own_dates", "pack", "render_context", "with_day_label"]
 
 
 def with_day_label(item: MemoryItem, shown: bool) -> MemoryItem:
@@ -29,27 +30,6 @@ def with_day_label(item: MemoryItem, shown: bool) -> MemoryItem:
         return item
     text = f"{label} {item.text}" if shown else item.text[len(label) + 1 :]
     return replace(item, text=text, tokens=count_tokens(text))
-
-
-def share_dates(items: Sequence[MemoryItem]) -> list[MemoryItem]:
-    """Each day's date once: on the first item of that day, in the order given; not on the later ones.
-
-    Example:
-        >>> from datetime import datetime, UTC
-        >>> day = datetime(2023, 5, 8, tzinfo=UTC)
-        >>> a = MemoryItem("a", "turn", "[8 May 2023] Tea.", 1.0, day, 6, ("t1",), ("n",))
-        >>> b = MemoryItem("b", "turn", "[8 May 2023] Cake.", 0.5, day, 6, ("t2",), ("n",))
-        >>> [i.text for i in share_dates([b, a])]
-        ['[8 May 2023] Cake.', 'Tea.']
-    """
-    shown: set[str] = set()
-    out: list[MemoryItem] = []
-    for item in items:
-        label = day_label(item.time) if item.time is not None else None
-        out.append(with_day_label(item, label not in shown) if label else item)
-        if label:
-            shown.add(label)
-    return out
 
 
 def pack(
@@ -118,7 +98,7 @@ def pack(
 
 
 def own_dates(items: Sequence[MemoryItem]) -> list[MemoryItem]:
-    """Undo :func:`share_dates` for a reader that takes memories one by one: an item whose day's
+    """Undo shared dates (:func:`pack` with ``share_dates``, the read path's rendering) for a reader that takes memories one by one: an item whose day's
     label another item of ``items`` carries gets it too. Items of days no item labels stay as
     they are (a retriever that renders no dates).
 
@@ -145,7 +125,7 @@ def day_order(items: Sequence[MemoryItem]) -> list[int]:
     days in the order they first appear, each opened by the item that shows the day's label, the
     others in the order given.
 
-    A block of memories that share dates (:func:`share_dates`) reads right in this order:
+    A block of memories that share dates (``RetrievalConfig.share_dates``) reads right in this order:
     a memory without a date comes after one that gives its day, and none comes after a
     memory of another day it could be taken for.
 

@@ -94,6 +94,10 @@ class SearchOp(NamedTuple):
     """Dense only: rank by this vector (in the store embedder's space) instead of embedding ``query``."""
     with_vectors: bool = False
     """Dense only: return each item with its index vector in ``item.vector``."""
+    group_by: str | None = None
+    """Keyword only: rank the groups of items that share this metadata field's value, each
+    group as one BM25 document (its members' text together), and return each group as its
+    best-matching member, scored with the group's score (``"session_id"``: whole sessions)."""
 
 
 class ListOp(NamedTuple):
@@ -325,6 +329,11 @@ class MemoryStore(ABC):
                 validate_filter(op.filter)
                 _filter_unicode(op.filter)
                 _validate_page(op.limit, op.offset)
+                if op.group_by is not None and (op.mode != "keyword" or not isinstance(op.group_by, str) or not op.group_by):
+                    raise InvalidInputError(
+                        f"SearchOp.group_by must be a metadata field name and needs mode 'keyword'; "
+                        f"got group_by={describe(op.group_by)} with mode {op.mode!r}"
+                    )
                 vector = None if op.vector is None else self._query_vector(op)
                 checked.append(op._replace(namespace=validate_namespace(op.namespace), vector=vector))
             elif isinstance(op, ListOp):
@@ -405,9 +414,12 @@ class MemoryStore(ABC):
         offset: int = 0,
         vector: Sequence[float] | None = None,
         with_vectors: bool = False,
+        group_by: str | None = None,
     ) -> list[ScoredItem]:
-        """Rank the items of one namespace against ``query`` (see :class:`SearchOp` for ``vector``/``with_vectors``)."""
-        return self.batch([SearchOp(tuple(namespace), query, mode, filter, limit, offset, vector, with_vectors)])[0]
+        """Rank the items of one namespace against ``query`` (see :class:`SearchOp` for
+        ``vector``, ``with_vectors`` and ``group_by``)."""
+        op = SearchOp(tuple(namespace), query, mode, filter, limit, offset, vector, with_vectors, group_by)
+        return self.batch([op])[0]
 
     def list(
         self,

@@ -128,6 +128,7 @@ class KeywordIndex:
         self._changes = 0  # bumped by every change, so the cached length norms know they are stale
         self._norm_key: tuple[int, int, float, int] | None = None
         self._norm_cache = np.zeros(0, dtype=np.float64)
+        self._group_cache: dict[tuple[Any, ...], tuple[np.ndarray, int]] = {}
         for item_id, text, metadata in zip(ids, texts, metadatas):
             self.upsert(item_id, text, metadata)
 
@@ -293,12 +294,27 @@ class KeywordIndex:
         filter: Filter | None = None,
         limit: int | None = 10,
         offset: int = 0,
+        group_by: str | None = None,
     ) -> list[tuple[str, float]]:
-        """Rank documents against ``query``.
+        """Rank documents against ``query``, or with ``group_by`` the groups they form.
+
+        With ``group_by`` (a metadata field) the documents that pass ``filter`` and have
+        that field are grouped by its value, and each group is ranked by BM25 as one
+        document: its members' text together (term frequencies and lengths summed;
+        N, document frequencies and the average length counted over groups). A group
+        comes back as its member with the best BM25 score of its own, scored with
+        the group's score. The retriever ranks whole sessions this way
+        (``group_by="session_id"``).
 
         Returns:
             ``(id, score)`` pairs with ``score > 0``, best first, ties by id,
             after ``offset`` and at most ``limit`` of them.
+
+        Example:
+            >>> index = KeywordIndex(["a1", "a2", "b1"], ["red apples", "green apples", "green pears"],
+            ...                      [{"s": "a"}, {"s": "a"}, {"s": "b"}])
+            >>> [i for i, _ in index.search("green apple", group_by="s")]
+            ['a2', 'b1']
         """
         normal = validate_filter(filter)
         live = len(self._slot)
@@ -310,6 +326,8 @@ class KeywordIndex:
         terms = [t for t in terms if self._df[t] > 0]
         if not terms:
             return []
+        if group_by is not None:
+            return self._search_groups(terms, normal, group_by, limit, offset)
         norm = self._norm(live)
         scores = np.zeros(len(self._ids), dtype=np.float64)
         for term in terms:
@@ -329,6 +347,67 @@ class KeywordIndex:
             if (end is not None and len(ranked) >= end) or want >= len(hits):
                 return ranked[offset:end]
             want = min(4 * want, len(hits))
+
+    def _search_groups(
+        self, terms: list[int], normal: Any, field: str, limit: int | None, offset: int
+    ) -> list[tuple[str, float]]:
+        """:meth:`search` with ``group_by=field``: BM25 over groups of documents."""
+        codes, groups = self._groups(normal, field)
+        if not groups:
+            return []
+        in_group = codes >= 0
+        lengths = np.frombuffer(self._length, dtype=np.float32).astype(np.float64)
+        group_length = np.bincount(codes[in_group], weights=lengths[in_group], minlength=groups)
+        norm = _K1 * ((1 - _B) + _B * group_length / (group_length.sum() / groups or 1.0))
+        group_scores = np.zeros(groups, dtype=np.float64)
+        own = np.zeros(len(self._ids), dtype=np.float64)  # each member's own score, to pick its representative
+        own_norm = self._norm(len(self._slot))
+        for term in terms:
+            slots = np.frombuffer(self._slots[term], dtype=np.int64)
+            tfs = np.frombuffer(self._tfs[term], dtype=np.float32).astype(np.float64)
+            keep = in_group[slots]  # tombstones and filtered-out documents have code -1
+            slots, tfs = slots[keep], tfs[keep]
+            if not slots.size:
+                continue
+            tf = np.bincount(codes[slots], weights=tfs, minlength=groups)
+            df = int(np.count_nonzero(tf))
+            group_scores += math.log(1 + (groups - df + 0.5) / (df + 0.5)) * tf / (tf + norm)
+            idf = math.log(1 + (len(self._slot) - self._df[term] + 0.5) / (self._df[term] + 0.5))
+            own[slots] += idf * tfs / (tfs + own_norm[slots])
+        members = np.flatnonzero(own > 0)
+        if not members.size:
+            return []
+        ids = self._ids
+        # Representative: the member with the best own score (ties: the smaller id).
+        best: dict[int, int] = {}
+        for slot in sorted(members.tolist(), key=lambda m: (-own[m], ids[m] or "")):
+            best.setdefault(int(codes[slot]), slot)
+        ranked = sorted(
+            ((ids[slot] or "", float(group_scores[group])) for group, slot in best.items() if group_scores[group] > 0),
+            key=lambda pair: (-pair[1], pair[0]),
+        )
+        return ranked[offset : None if limit is None else offset + limit]
+
+    def _groups(self, normal: Any, field: str) -> tuple[np.ndarray, int]:
+        """Each slot's group code under ``field`` (-1: a tombstone, filtered out or without the
+        field) and the number of groups; cached until the index changes."""
+        key = (self._changes, len(self._ids), repr(sorted(normal.items())), field)
+        cached = self._group_cache.get(key)
+        if cached is not None:
+            return cached
+        holds = match_function(normal) if normal else None
+        codes = np.full(len(self._ids), -1, dtype=np.int64)
+        seen: dict[Any, int] = {}
+        for slot, metadata in enumerate(self._metadatas):
+            if metadata is None or (holds is not None and not holds(metadata)):
+                continue
+            value = metadata.get(field)
+            if value is not None:
+                codes[slot] = seen.setdefault(value, len(seen))
+        if len(self._group_cache) >= 8 or any(k[0] != self._changes for k in self._group_cache):
+            self._group_cache.clear()
+        self._group_cache[key] = (codes, len(seen))
+        return codes, len(seen)
 
     def _norm(self, live: int) -> np.ndarray:
         """``k1 (1 - b + b dl / avgdl)`` per slot, recomputed only after the index changed."""

@@ -182,7 +182,7 @@ class InMemoryStore(MemoryStore):
         if space is None or op.limit == 0:
             return []
         if op.mode == "keyword":
-            hits = space.keyword_index().search(op.query, op.filter, op.limit, op.offset)
+            hits = space.keyword_index().search(op.query, op.filter, op.limit, op.offset, op.group_by)
             return [ScoredItem(copy_item(space.items[i]), score) for i, score in hits]
         normal = validate_filter(op.filter)
         ids, matrix = space.dense()

@@ -13,8 +13,8 @@ Core types: :class:`HybridRetriever` (its settings: :class:`~ltm_agent.retrieval
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -90,17 +90,25 @@ def default_order(
     config: RetrievalConfig,
     *,
     usage: bool = True,
+    sessions: Sequence[Hashable] = (),
 ) -> list[tuple[str, float]]:
     """The ``fusion="rrf"`` read path after fusion: speaker boost, the opt-in usage mix (unless
-    ``usage=False``), the fused session ranking, the opt-in diversification over sessions."""
+    ``usage=False``), the fused session ranking (with ``sessions``, an independent ranking of
+    sessions, fused in with ``config.session_keyword_weight``), the opt-in diversification
+    over sessions."""
     out = list(fused)
     if config.speaker_boost:
         out = _boost_speakers(query, out, by_value, config.speaker_boost)
     if usage and (config.utility_weight or config.heat_weight):  # opt-in; off by default
         out = _mix_usage(out, by_value, config)
     if config.session_weight:
+        others = [(sessions, config.session_keyword_weight)] if sessions and config.session_keyword_weight else []
         out = fuse_session_ranking(
-            out, lambda v: by_value[v].metadata.get("session_id"), weight=config.session_weight, k=config.rrf_k
+            out,
+            lambda v: by_value[v].metadata.get("session_id"),
+            weight=config.session_weight,
+            k=config.rrf_k,
+            others=others,
         )
     if config.session_diversity:
         out = diversify_sessions(out, lambda v: by_value[v].metadata.get("session_id"), penalty=config.session_diversity)
@@ -233,7 +241,14 @@ class HybridRetriever:
         rankings: list[tuple[list[ScoredItem], float]] = []
         policy = self.config.long_turns_as_context
         stand_alone = policy == "always" or (policy == "recall" and asks_what_was_said(query))
-        rankings += self._search(namespace, where, modes, query, vector, with_vectors=feedback, stand_alone=stand_alone)
+        # Sessions ranked as whole documents, asked in the same store batch as the memories.
+        session_op = self._session_op(namespace, where, query)
+        found, session_hits = self._search(
+            namespace, where, modes, query, vector, with_vectors=feedback, stand_alone=stand_alone,
+            extra=[session_op] if session_op else [],
+        )
+        rankings += found
+        sessions = [hit.item.metadata.get("session_id") for hit in session_hits[0]] if session_hits else []
         by_value: dict[str, StoredItem] = {}
         fused = self._fuse(rankings, by_value)
         if feedback and fused:
@@ -246,22 +261,33 @@ class HybridRetriever:
             moved = _rocchio(vector, top, rankings) if vector is not None else None
             if moved is None:
                 again = [m for m in again if m[0] != "dense"]
-            found = self._search(namespace, where, again, text, moved, stand_alone=stand_alone)
+            found, _ = self._search(namespace, where, again, text, moved, stand_alone=stand_alone)
             rankings += [(ranking, weight * self.config.feedback_weight) for ranking, weight in found]
             fused = self._fuse(rankings, by_value)
         window = self.time_window(query, reference_time)
         if self.config.fusion == "learned":  # the model scores every candidate; speaker and session are features
             from ltm_agent.retrieval.learned import learned_fusion
 
-            fused = learned_fusion(query, rankings, by_value, fused, self.config, window)
+            fused = learned_fusion(query, rankings, by_value, fused, self.config, window, sessions=sessions)
             if self.config.utility_weight or self.config.heat_weight:  # opt-in; off by default
                 fused = _mix_usage(fused, by_value, self.config)
         else:
-            fused = default_order(query, fused, by_value, self.config)
+            fused = default_order(query, fused, by_value, self.config, sessions=sessions)
         if window is not None:
             fused = stable_partition(fused, lambda vs: window.contains(event_time(by_value[vs[0]])))
         chosen = fused if depth is None else fused[:depth]
         return [(by_value[v], score) for v, score in chosen]
+
+    def _session_op(self, namespace: Namespace, where: dict, query: str) -> SearchOp | None:
+        """The search that ranks sessions by BM25 over each session's turns as one document
+        (``None`` when the settings leave the session ranking, keyword search or turns out).
+        The learned fusion does not use it, except as the default order it is trained against."""
+        config = self.config
+        turn = str(RecordKind.TURN)
+        if not (config.session_weight and config.session_keyword_weight and config.hybrid and turn in config.units):
+            return None
+        where = {**where, "kind": {"$in": [turn]}}
+        return SearchOp(namespace, query, "keyword", where, config.candidates, group_by="session_id")
 
     def _search(
         self,
@@ -273,9 +299,11 @@ class HybridRetriever:
         *,
         with_vectors: bool = False,
         stand_alone: bool = False,
-    ) -> list[tuple[list[ScoredItem], float]]:
+        extra: Sequence[SearchOp] = (),
+    ) -> tuple[list[tuple[list[ScoredItem], float]], list[list[ScoredItem]]]:
         """One store search per mode (all its unit kinds at once), split into a ranking per kind
-        (with ``stand_alone``, long turns join the context ranking)."""
+        (with ``stand_alone``, long turns join the context ranking); ``extra`` searches run in
+        the same store batch and come back as they are, second."""
         limit = self.config.candidates
         ops = [
             SearchOp(
@@ -284,8 +312,9 @@ class HybridRetriever:
             )
             for mode, units, _ in modes
         ]
+        results = self.store.batch([*ops, *extra])
         out: list[tuple[list[ScoredItem], float]] = []
-        for (mode, units, weight), found in zip(modes, self.store.batch(ops), strict=True):
+        for (mode, units, weight), found in zip(modes, results[: len(ops)], strict=True):
             groups = [[u] for u in units] if self.config.split_units else [list(units)]
             for group in groups:
                 # A turn too long for a context key stands for itself in the context ranking:
@@ -301,7 +330,7 @@ class HybridRetriever:
                 # and bury what keyword search found. They stay candidates, after all evidence.
                 out.append(([s for s in ranking if s.score > 0.0], weight))
                 out.append(([s for s in ranking if s.score <= 0.0], 0.0))
-        return out
+        return out, results[len(ops) :]
 
     def _fuse(
         self, rankings: Sequence[tuple[list[ScoredItem], float]], by_value: dict[str, StoredItem]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -346,11 +346,18 @@ def capture_candidates() -> Iterator[list[CandidateSet]]:
 
 
 def rrf_order(
-    query: str, fused: Sequence[tuple[str, float]], by_value: dict[str, StoredItem], config: RetrievalConfig
+    query: str,
+    fused: Sequence[tuple[str, float]],
+    by_value: dict[str, StoredItem],
+    config: RetrievalConfig,
+    *,
+    sessions: Sequence[Hashable] = (),
 ) -> list[tuple[str, float]]:
     """The default (``fusion="rrf"``) order of the candidates, as the read path gives it, without
-    the opt-in usage mix (the read path applies that to either fusion)."""
-    return default_order(query, fused, by_value, config, usage=False)
+    the opt-in usage mix (the read path applies that to either fusion). ``sessions``: the
+    BM25 ranking of whole sessions (the features leave it out: the shipped model was trained
+    without it)."""
+    return default_order(query, fused, by_value, config, usage=False, sessions=sessions)
 
 
 def learned_fusion(
@@ -360,14 +367,20 @@ def learned_fusion(
     fused: Sequence[tuple[str, float]],
     config: RetrievalConfig,
     window: TimeWindow | None,
+    *,
+    sessions: Sequence[Hashable] = (),
 ) -> list[tuple[str, float]]:
-    """The candidates ordered by the model's score (ties: RRF order); the read path's ``fusion="learned"``."""
+    """The candidates ordered by the model's score (ties: RRF order); the read path's ``fusion="learned"``.
+
+    While capturing (:func:`capture_candidates`) it returns the default order, built with
+    ``sessions`` (the BM25 ranking of whole sessions) as the default read path builds it.
+    """
     if not fused:
         return []
     x = candidate_features(query, rankings, by_value, fused, config, window)
     sink = _CAPTURE.get()
     if sink is not None:
-        default = rrf_order(query, fused, by_value, config)
+        default = rrf_order(query, fused, by_value, config, sessions=sessions)
         index = {v: i for i, (v, _) in enumerate(fused)}
         sink.append(CandidateSet([by_value[v] for v, _ in fused], x, [index[v] for v, _ in default]))
         return default

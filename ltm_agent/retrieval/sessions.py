@@ -6,10 +6,11 @@ hobbies mentioned in four conversations) waits behind them. Two measured,
 opt-in remedies work on the fused list, before time-aware expansion:
 
 * :func:`fuse_session_ranking` ranks *sessions* by the evidence their memories
-  gathered (the sum of their best memories' fused scores) and fuses that
-  ranking in as one more reciprocal-rank term: every memory of the session in
-  rank ``r`` gains ``weight / (k + r)``. It is a separate ranking, so a session
-  that many rankings agree on lifts its memories by rank, not by raw score.
+  gathered (the sum of their best memories' fused scores), fused with any
+  independent session ranking (the retriever adds BM25 over whole sessions), and
+  fuses that ranking in as one more reciprocal-rank term: every memory of the
+  session in rank ``r`` gains ``weight / (k + r)``. It is a separate ranking, so
+  a session that many rankings agree on lifts its memories by rank, not by raw score.
 * :func:`diversify_sessions` re-orders greedily (maximal marginal relevance over
   sessions): each memory's score is divided by ``1 + penalty * n``, where ``n``
   is how many memories of its session were already placed, so the budget
@@ -24,6 +25,8 @@ import heapq
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
 from typing import TypeVar
+
+from ltm_agent.retrieval.fusion import reciprocal_rank_fusion
 
 __all__ = ["diversify_sessions", "fuse_session_ranking"]
 
@@ -41,6 +44,7 @@ def fuse_session_ranking(
     weight: float,
     k: float,
     top: int = SESSION_TOP,
+    others: Sequence[tuple[Sequence[Hashable], float]] = (),
 ) -> list[tuple[V, float]]:
     """Fuse a ranking of sessions into a ranking of memories (reciprocal-rank fusion).
 
@@ -50,6 +54,10 @@ def fuse_session_ranking(
         weight: Weight of the session ranking in the fusion.
         k: The RRF constant of the session ranking.
         top: How many of a session's best memories make its score.
+        others: Independent rankings of sessions with their weights (e.g. BM25 over
+            whole sessions), fused with the one from the memories' scores (weight 1,
+            constant ``k``) into the session ranking. A session only they rank has no
+            memory here to lift.
 
     Returns:
         The memories re-sorted by their new scores (ties keep their order).
@@ -65,11 +73,15 @@ def fuse_session_ranking(
         if session is not None and len(best[session]) < top:
             best[session].append(score)
     order = sorted(best, key=lambda s: -sum(best[s]))  # stable: ties keep first-seen order
+    if others:
+        rankings = [order, *(ranking for ranking, _ in others)]
+        fused_order = reciprocal_rank_fusion(rankings, k=k, weights=[1.0, *(w for _, w in others)])
+        order = [session for session, _ in fused_order]
     rank = {session: r for r, session in enumerate(order, start=1)}
     rescored = []
     for value, score in fused:
         session = session_of(value)
-        rescored.append((value, score + (weight / (k + rank[session]) if session is not None else 0.0)))
+        rescored.append((value, score + (weight / (k + rank[session]) if session in rank else 0.0)))
     position = {id(pair): i for i, pair in enumerate(rescored)}
     return sorted(rescored, key=lambda pair: (-round(pair[1], 12), position[id(pair)]))
 

@@ -307,7 +307,7 @@ class SideEntry:
 
     def keyword(self, op: SearchOp) -> list[ScoredItem]:
         with self.lock:
-            hits = self.index.search(op.query, op.filter, op.limit, op.offset)
+            hits = self.index.search(op.query, op.filter, op.limit, op.offset, op.group_by)
             return [ScoredItem(copy_item(self.items[i]), score) for i, score in hits]
 
 

@@ -257,6 +257,44 @@ def test_keyword_index_follows_writes(store: MemoryStore) -> None:
     assert store.search(NS, "tuna", mode="keyword") == []
 
 
+def test_grouped_keyword_search_ranks_groups_as_one_document_each(store: MemoryStore) -> None:
+    """group_by: each group's members' text together is one BM25 document; a group comes back as its
+    best-matching member with the group's score (the same on every backend), after writes too."""
+    from ltm_agent.memory_stores._keyword import KeywordIndex
+
+    fill(store)
+    query = "Lisbon cat Miso tuna"
+    grouped = [(h.item.id, h.score) for h in store.search(NS, query, mode="keyword", group_by="kind")]
+    groups = {"turn": ["a1", "a2"], "fact": ["a3", "a4"], "note": ["a5"]}
+    text = {i: t for i, t, _ in DOCS}
+    whole = KeywordIndex(list(groups), [" ".join(text[m] for m in ms) for ms in groups.values()], [{}] * 3)
+    expected = dict(whole.search(query))
+    kind_of = {i: m["kind"] for i, _, m in DOCS}
+    assert {kind_of[i]: score for i, score in grouped} == pytest.approx(expected, rel=1e-6)
+    # facts hold cat, Miso and tuna; of the turns a2 (cat, Miso) matches best, not a1 (Lisbon)
+    assert [i for i, _ in grouped] == ["a3", "a2", "a5"]
+    # A filter narrows the groups' members; a member without the field is in no group.
+    only = store.search(NS, query, mode="keyword", group_by="kind", filter={"flag": True})
+    assert {kind_of[h.item.id] for h in only} == {"turn", "fact", "note"} and ids(only)[0] in {"a1", "a3", "a5"}
+    store.put([StoredItem(NS, "x", "Miso Miso Miso tuna", {"n": 9, "score": 0.0, "flag": True})])  # no "kind"
+    assert "x" not in ids(store.search(NS, query, mode="keyword", group_by="kind"))
+    assert "x" in ids(store.search(NS, query, mode="keyword"))
+    store.delete(NS, ["a2"])
+    assert ids(store.search(NS, "cat", mode="keyword", group_by="kind")) == ["a3"]
+    assert store.search(OTHER, query, mode="keyword", group_by="kind") == []
+
+
+@pytest.mark.parametrize("op", [
+    SearchOp(NS, "cat", "dense", group_by="kind"),
+    SearchOp(NS, "cat", "keyword", group_by=""),
+    SearchOp(NS, "cat", "keyword", group_by=3),  # type: ignore[arg-type]
+])
+def test_bad_group_by_is_refused(store: MemoryStore, op: SearchOp) -> None:
+    fill(store)
+    with pytest.raises(InvalidInputError, match="group_by"):
+        store.batch([op])
+
+
 async def test_warm_builds_indexes_without_changing_results(store: MemoryStore) -> None:
     fill(store)
     before = [(i.item.id, i.score) for i in store.search(NS, "tuna Lisbon", mode="keyword")]

@@ -40,6 +40,57 @@ def test_session_ranking_lifts_a_session_that_several_memories_support() -> None
     assert weak == ["a1", "b1", "b2", "c1"]  # a small weight keeps the turn order
 
 
+def test_an_independent_session_ranking_joins_the_one_from_memory_scores() -> None:
+    fused = [("a1", 0.050), ("b1", 0.049), ("c1", 0.048)]  # from the memories: sessions a, b, c
+    assert fuse_session_ranking(fused, session_of, weight=1.0, k=20, others=()) == fuse_session_ranking(
+        fused, session_of, weight=1.0, k=20
+    )
+    # Another ranking says c only: fused, c = 1/23 + 1/21 leads, a (1/21) and b (1/22) follow;
+    # each memory gains 1/(20 + its session's rank): c1 .048 + 1/21, a1 .050 + 1/22, b1 .049 + 1/23.
+    lifted = fuse_session_ranking(fused, session_of, weight=1.0, k=20, others=[(["c"], 1.0)])
+    assert [v for v, _ in lifted] == ["c1", "a1", "b1"]
+    # A session only the other ranking knows (z) has no memory to lift and changes nothing for the rest.
+    with_z = fuse_session_ranking(fused, session_of, weight=1.0, k=20, others=[(["c", "z", "b"], 1.0)])
+    assert [v for v, _ in with_z] == ["c1", "b1", "a1"]  # b = 1/22 + 1/23 now passes a = 1/21
+    assert fuse_session_ranking(fused, session_of, weight=1.0, k=20, others=[(["c"], 0.0)]) == (
+        fuse_session_ranking(fused, session_of, weight=1.0, k=20)
+    )
+
+
+def test_sessions_ranked_as_whole_documents_lift_the_session_that_holds_the_question(fake_embedder) -> None:
+    """Session y's short turns hold every word of the question between them; x has turns that each
+    match two words but is long; w holds two of the words. BM25 over whole sessions ranks y first,
+    and the retriever fuses that in: y's first turn comes before w's."""
+    filler = [f"note {w} about the {v}" for w, v in zip(
+        "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda omicron sigma tau".split(),
+        "garden kitchen office garage attic cellar porch hallway study pantry balcony roof yard shed".split(),
+    )]
+    said = {
+        "x": ["the lighthouse by the harbour", "harbour lighthouse photos", "a lighthouse over the harbour", *filler],
+        "y": ["we packed the van", "the ferry was late", "I drew a lighthouse", "fish at the harbour"],
+        "z": ["the van broke down", *filler[:4]],
+        "w": ["ferry tickets", "van rental"],
+    }
+    sessions = tuple(
+        Session(id=sid, date=D0 + timedelta(days=i),
+                turns=tuple(Turn(id=f"{sid}-{j}", role="user", speaker="Ann", text=t) for j, t in enumerate(texts)))
+        for i, (sid, texts) in enumerate(said.items())
+    )
+    store = InMemoryStore(fake_embedder)
+    EpisodicTimeline(store, ("u",), units=("turn",)).ingest(Conversation(id="c", sessions=sessions))
+    query = "lighthouse harbour van ferry"
+    whole = store.search(("u",), query, mode="keyword", group_by="session_id", filter={"kind": "turn"})
+    assert [h.item.metadata["session_id"] for h in whole] == ["y", "w", "x", "z"]
+
+    def first_of(session: str, weight: float) -> int:
+        config = RetrievalConfig(units=("turn",), feedback_docs=0, speaker_boost=0.0, session_keyword_weight=weight)
+        ranked = [i.sources[0][0] for i in HybridRetriever(store, config).rank(("u",), query)]
+        return ranked.index(session)
+
+    assert first_of("y", 1.0) < first_of("w", 1.0)
+    assert first_of("w", 0.0) < first_of("y", 0.0)  # from the memories' scores alone, w comes first
+
+
 def test_retriever_diversity_reaches_the_second_session_sooner(two_session_store: InMemoryStore) -> None:
     store = two_session_store
     query = "pottery bowl camping"

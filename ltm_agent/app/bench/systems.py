@@ -7,7 +7,8 @@
   :class:`~ltm_agent.retrieval.HybridRetriever` on a :class:`ChromaStore`).
 * ``ltm-no-long-turns`` - ``ltm`` without long turns standing for themselves in the context
   rankings on questions about what the assistant said; ``ltm-no-session-rank`` - without the
-  fused session ranking; ``ltm-no-excerpts`` - whole memories instead of 96-token query-focused
+  fused session ranking; ``ltm-no-session-bm25`` - the session ranking from the memories' scores
+  alone, without BM25 over whole sessions; ``ltm-no-excerpts`` - whole memories instead of 96-token query-focused
   excerpts of longer ones; ``ltm-excerpts-recall`` - excerpts also on questions about what the
   assistant said; ``ltm-diverse`` - opt-in diversification over sessions, measured against ``ltm``;
   ``ltm-excerpts-64`` (not in the default runs) - 64-token excerpts.
@@ -427,6 +428,7 @@ SYSTEMS: dict[str, Callable[[Embedder], BenchSystem]] = {
     "ltm-rounds": _ltm("ltm-rounds", units=("turn", "context", "round")),
     "ltm-no-long-turns": _ltm("ltm-no-long-turns", long_turns_as_context="never"),
     "ltm-no-session-rank": _ltm("ltm-no-session-rank", session_weight=0.0),
+    "ltm-no-session-bm25": _ltm("ltm-no-session-bm25", session_keyword_weight=0.0),
     "ltm-diverse": _ltm("ltm-diverse", session_diversity=0.3),
     "ltm-no-excerpts": _ltm("ltm-no-excerpts", excerpt_tokens=0),
     "ltm-excerpts-recall": _ltm("ltm-excerpts-recall", excerpt_when_recalling=True),
@@ -466,6 +468,7 @@ DEFAULT_SYSTEMS = (
     "ltm-rounds",
     "ltm-no-long-turns",
     "ltm-no-session-rank",
+    "ltm-no-session-bm25",
     "ltm-diverse",
     "ltm-no-excerpts",
     "ltm-own-dates",

@@ -75,12 +75,17 @@ class RetrievalConfig:
             :func:`~ltm_agent.retrieval.sessions.diversify_sessions`).
         long_turns_as_context: When a turn too long to get a context key
             (:func:`~ltm_agent.units.carries_own_context`) joins the context
-            rankings as itself: ``"recall"`` only for a question about what the
-            assistant said (:func:`asks_what_was_said`: "you mentioned ...",
-            "our previous chat ...", "remind me ..."), where the answer is a long assistant turn
-            that its short neighbours would otherwise outrank; ``"always"``;
-            ``"never"``. Always would flood other questions with long turns
-            (measured: LongMemEval multi-session r@2048t .931 -> .542).
+            rankings as itself, so that its short neighbours, found through their
+            keys, do not outrank it by a ranking it cannot have: ``"user"`` (the
+            default) a turn the user said (``role="user"``) on every question, and
+            any long turn on a question about what the assistant said
+            (:func:`asks_what_was_said`: "you mentioned ...", "our previous chat ...",
+            "remind me ..."); ``"recall"`` only on such a question (the default
+            before, measured against: ``ltm-recall-long-turns``); ``"always"``;
+            ``"never"``. Always would flood other questions with long assistant
+            turns (measured: LongMemEval multi-session r@2048t .931 -> .542); the
+            user's long turns are what they said happened, and standing alone
+            raised LongMemEval recall@1024t .916 -> .964.
         excerpt_tokens: Render a memory longer than this many tokens as its
             sentences that best match the question, within this many tokens
             (0 = whole memories; :func:`~ltm_agent.retrieval.excerpts.excerpt`).
@@ -126,7 +131,7 @@ class RetrievalConfig:
     session_diversity: float = 0.0
     excerpt_tokens: int = 96
     excerpt_when_recalling: bool = False
-    long_turns_as_context: Literal["never", "recall", "always"] = "recall"
+    long_turns_as_context: Literal["never", "recall", "user", "always"] = "user"
     fusion: Literal["rrf", "learned"] = "rrf"
     for_sets: tuple[tuple[str, object], ...] = ()
 

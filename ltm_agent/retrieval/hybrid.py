@@ -13,7 +13,7 @@ Core types: :class:`HybridRetriever` (its settings: :class:`~ltm_agent.retrieval
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -43,6 +43,11 @@ FEEDBACK_CHARS = 2000
 
 _SAME_TEXT_KINDS = frozenset({str(RecordKind.TURN), str(RecordKind.CONTEXT)})
 """Kinds that render exactly their source turn: one memory per source, whichever key found it."""
+
+
+def _long_user_turn(item: StoredItem) -> bool:
+    """A turn the user said that is too long for a context key (:func:`carries_own_context`)."""
+    return item.metadata.get("role") == "user" and carries_own_context(item)
 
 
 def _value_key(item: StoredItem) -> str:
@@ -239,8 +244,7 @@ class HybridRetriever:
         # With feedback the question's vector is needed twice: embed it once, here.
         vector = self.store.embedder.embed_query(query) if feedback and self.store.embedder is not None else None
         rankings: list[tuple[list[ScoredItem], float]] = []
-        policy = self.config.long_turns_as_context
-        stand_alone = policy == "always" or (policy == "recall" and asks_what_was_said(query))
+        stand_alone = self._stands_alone(query)
         # Sessions ranked as whole documents, asked in the same store batch as the memories.
         session_op = self._session_op(namespace, where, query)
         found, session_hits = self._search(
@@ -278,6 +282,16 @@ class HybridRetriever:
         chosen = fused if depth is None else fused[:depth]
         return [(by_value[v], score) for v, score in chosen]
 
+    def _stands_alone(self, query: str) -> Callable[[StoredItem], bool] | None:
+        """Which turns too long for a context key stand for themselves in the context rankings
+        (``long_turns_as_context``); ``None``: none."""
+        policy = self.config.long_turns_as_context
+        if policy == "always" or (policy in ("recall", "user") and asks_what_was_said(query)):
+            return carries_own_context
+        if policy == "user":
+            return _long_user_turn
+        return None
+
     def _session_op(self, namespace: Namespace, where: dict, query: str) -> SearchOp | None:
         """The search that ranks sessions by BM25 over each session's turns as one document
         (``None`` when the settings leave the session ranking, keyword search or turns out).
@@ -298,11 +312,11 @@ class HybridRetriever:
         vector: np.ndarray | None,
         *,
         with_vectors: bool = False,
-        stand_alone: bool = False,
+        stand_alone: Callable[[StoredItem], bool] | None = None,
         extra: Sequence[SearchOp] = (),
     ) -> tuple[list[tuple[list[ScoredItem], float]], list[list[ScoredItem]]]:
         """One store search per mode (all its unit kinds at once), split into a ranking per kind
-        (with ``stand_alone``, long turns join the context ranking); ``extra`` searches run in
+        (the turns ``stand_alone`` picks join the context ranking); ``extra`` searches run in
         the same store batch and come back as they are, second."""
         limit = self.config.candidates
         ops = [
@@ -319,9 +333,9 @@ class HybridRetriever:
             for group in groups:
                 # A turn too long for a context key stands for itself in the context ranking:
                 # otherwise its short neighbours, found through their keys, gain a ranking it cannot.
-                alone = stand_alone and group == [str(RecordKind.CONTEXT)]
+                alone = stand_alone if group == [str(RecordKind.CONTEXT)] else None
                 ranking = [
-                    s for s in found if s.item.metadata.get("kind") in group or (alone and carries_own_context(s.item))
+                    s for s in found if s.item.metadata.get("kind") in group or (alone is not None and alone(s.item))
                 ][:limit]
                 if mode != "dense":
                     out.append((ranking, weight))

@@ -137,3 +137,33 @@ def test_a_long_turn_stands_for_itself_in_the_context_rankings(fake_embedder) ->
         ("u",), "What was the mood of the zardozi embroidery piece, nostalgia?"
     )
     assert [i.sources for i in plain] == [i.sources for i in never]
+
+
+def test_a_long_user_turn_stands_for_itself_on_every_question(fake_embedder) -> None:
+    """The user's long turn (what they said happened) stands in the context rankings on a plain
+    question too (``long_turns_as_context="user"``, the default); under ``"recall"`` it does not,
+    and its short neighbours, whose keys hold its words, come first."""
+    said = ("Yesterday I attended a friends and family sale at Nordstrom and picked up a few dresses. "
+            + "Anyway, back to the TV mount question, which model fits a living room wall best? " * 4)
+    turns = (
+        Turn(id="q", role="assistant", speaker="", text="How did your week go?"),
+        Turn(id="u", role="user", speaker="", text=said),
+        Turn(id="f", role="assistant", speaker="", text="Sounds like a good week."),
+    )
+    filler = tuple(
+        Session(id=f"x{i}", date=D0 + timedelta(days=i + 1),
+                turns=(Turn(id=f"x{i}", role="user", speaker="", text=f"we cooked dish number {i} at home"),))
+        for i in range(6)
+    )
+    store = InMemoryStore(fake_embedder)
+    conversation = Conversation(id="c", sessions=(Session(id="s", date=D0, turns=turns), *filler))
+    EpisodicTimeline(store, ("u",), units=("turn", "context")).ingest(conversation)
+    query = "When did I attend the friends and family sale at Nordstrom?"
+
+    def first(cfg: RetrievalConfig) -> tuple[str, ...]:
+        return HybridRetriever(store, cfg).rank(("u",), query)[0].sources
+
+    config = RetrievalConfig(feedback_docs=0)
+    assert config.long_turns_as_context == "user"
+    assert first(config) == ("u",)
+    assert first(config.but(long_turns_as_context="recall")) != ("u",)

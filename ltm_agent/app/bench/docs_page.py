@@ -92,18 +92,22 @@ item id, so two systems that store the same items rank them the same way (which 
 - `ltm`: this library's default configuration (identical for both data sets): hybrid dense + BM25
   search fused by reciprocal rank, context keys (each turn also indexed with its neighbours), the
   question's time expressions, speaker names, one round of pseudo-relevance feedback, a ranking of
-  sessions (by their best memories and by BM25 over each whole session) fused in, a memory longer than 96 tokens rendered as its sentences that best match the
-  question (an excerpt, except on a question about what the assistant said, "you mentioned ..."), and
+  sessions (by their best memories and by BM25 over each whole session) fused in, a user turn too
+  long for a context key standing for itself in the context rankings, a memory longer than 96
+  tokens rendered as its sentences that best match the question (an excerpt, except on a question about what the assistant said, "you mentioned ..."), and
   each day's date given once, on the first memory of that day in rank order.
   An excerpt does not cover an evidence turn whose gold answer it cut, when the whole turn holds the
   answer verbatim; an answer the turn words differently cannot be checked and keeps its credit (see
   `cut_evidence` in `bench/retrieval_bench.py`).
 - `ltm-no-*`: `ltm` with one mechanism switched off (`hybrid`, `time`, `context`, `speaker`,
-  `feedback`; `long-turns`: on a question about what the assistant said, a turn too long for a
-  context key no longer stands for itself in the context rankings; `session-rank`: no ranking of
+  `feedback`; `long-turns`: a turn too long for a context key no longer stands for itself in the
+  context rankings (the user's, and any on a question about what the assistant said);
+  `session-rank`: no ranking of
   sessions fused into the ranking; `session-bm25`: that session ranking from the memories' scores
   alone, without BM25 over whole sessions; `excerpts`: whole memories).
-  `ltm-excerpts-recall` excerpts also on questions about what the assistant said; `ltm-own-dates`
+  `ltm-recall-long-turns` lets long turns stand for themselves only on a question about what the
+  assistant said (the default before). `ltm-excerpts-recall` excerpts also on questions about what
+  the assistant said; `ltm-own-dates`
   gives every memory its own date (same ranking, more tokens per memory). Opt-in read
   settings measured against `ltm`: `ltm-diverse` re-orders so the first places reach more sessions
   (MMR over sessions); `ltm-rounds` adds rounds as units; `ltm-facts` appends the pattern

@@ -6,7 +6,8 @@
   (:class:`~ltm_agent.timeline.EpisodicTimeline` +
   :class:`~ltm_agent.retrieval.HybridRetriever` on a :class:`ChromaStore`).
 * ``ltm-no-long-turns`` - ``ltm`` without long turns standing for themselves in the context
-  rankings on questions about what the assistant said; ``ltm-no-session-rank`` - without the
+  rankings; ``ltm-recall-long-turns`` - only on questions about what the assistant said (not the
+  user's long turns on every question); ``ltm-no-session-rank`` - without the
   fused session ranking; ``ltm-no-session-bm25`` - the session ranking from the memories' scores
   alone, without BM25 over whole sessions; ``ltm-no-excerpts`` - whole memories instead of 96-token query-focused
   excerpts of longer ones; ``ltm-excerpts-recall`` - excerpts also on questions about what the
@@ -427,6 +428,7 @@ SYSTEMS: dict[str, Callable[[Embedder], BenchSystem]] = {
     "ltm-no-feedback": _ltm("ltm-no-feedback", feedback_docs=0),
     "ltm-rounds": _ltm("ltm-rounds", units=("turn", "context", "round")),
     "ltm-no-long-turns": _ltm("ltm-no-long-turns", long_turns_as_context="never"),
+    "ltm-recall-long-turns": _ltm("ltm-recall-long-turns", long_turns_as_context="recall"),
     "ltm-no-session-rank": _ltm("ltm-no-session-rank", session_weight=0.0),
     "ltm-no-session-bm25": _ltm("ltm-no-session-bm25", session_keyword_weight=0.0),
     "ltm-diverse": _ltm("ltm-diverse", session_diversity=0.3),
@@ -467,6 +469,7 @@ DEFAULT_SYSTEMS = (
     "ltm-no-feedback",
     "ltm-rounds",
     "ltm-no-long-turns",
+    "ltm-recall-long-turns",
     "ltm-no-session-rank",
     "ltm-no-session-bm25",
     "ltm-diverse",

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
+from retrieval_helpers import sessions_of
 
-from ltm_agent.conversations import Conversation, Session, Turn
+from ltm_agent.conversations import Conversation
 from ltm_agent.memory_stores import InMemoryStore
 from ltm_agent.timeline import EpisodicTimeline
 
@@ -18,12 +19,7 @@ def two_session_store(fake_embedder) -> InMemoryStore:
         "s0": ["I tried pottery and made a bowl", "my pottery teacher liked the bowl", "pottery again on Sunday"],
         "s1": ["we went camping at the lake", "the weather was cold", "we ate noodles"],
     }
-    start = datetime(2024, 1, 1, 12, tzinfo=UTC)
-    sessions = tuple(
-        Session(id=sid, date=start + timedelta(days=i),
-                turns=tuple(Turn(id=f"{sid}-{j}", role="user", speaker="Ann", text=t) for j, t in enumerate(texts)))
-        for i, (sid, texts) in enumerate(said.items())
-    )
+    sessions = sessions_of(said, datetime(2024, 1, 1, 12, tzinfo=UTC))
     store = InMemoryStore(fake_embedder)
     EpisodicTimeline(store, ("u",), units=("turn",)).ingest(Conversation(id="c", sessions=sessions))
     return store

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from retrieval_helpers import sessions_of
+
 from ltm_agent.conversations import Conversation, Session, Turn
 from ltm_agent.memory_stores import InMemoryStore
 from ltm_agent.retrieval import HybridRetriever, RetrievalConfig
@@ -15,6 +17,20 @@ D0 = datetime(2024, 1, 1, 12, tzinfo=UTC)
 
 def session_of(value: str) -> str:
     return value[0]
+
+
+def _one_session_among_filler(fake_embedder, turns: tuple[Turn, ...]) -> InMemoryStore:  # noqa: ANN001
+    """Session ``s`` holding ``turns``, then six one-turn sessions about cooking (turns and context keys)."""
+    cooked = {f"x{i}": [f"we cooked dish number {i} at home"] for i in range(6)}
+    filler = sessions_of(cooked, D0 + timedelta(days=1), speaker="")
+    store = InMemoryStore(fake_embedder)
+    conversation = Conversation(id="c", sessions=(Session(id="s", date=D0, turns=turns), *filler))
+    EpisodicTimeline(store, ("u",), units=("turn", "context")).ingest(conversation)
+    return store
+
+
+def _first_sources(store: InMemoryStore, config: RetrievalConfig, query: str) -> tuple[str, ...]:
+    return HybridRetriever(store, config).rank(("u",), query)[0].sources
 
 
 def test_diversify_places_other_sessions_before_a_second_item_of_one() -> None:
@@ -71,13 +87,8 @@ def test_sessions_ranked_as_whole_documents_lift_the_session_that_holds_the_ques
         "z": ["the van broke down", *filler[:4]],
         "w": ["ferry tickets", "van rental"],
     }
-    sessions = tuple(
-        Session(id=sid, date=D0 + timedelta(days=i),
-                turns=tuple(Turn(id=f"{sid}-{j}", role="user", speaker="Ann", text=t) for j, t in enumerate(texts)))
-        for i, (sid, texts) in enumerate(said.items())
-    )
     store = InMemoryStore(fake_embedder)
-    EpisodicTimeline(store, ("u",), units=("turn",)).ingest(Conversation(id="c", sessions=sessions))
+    EpisodicTimeline(store, ("u",), units=("turn",)).ingest(Conversation(id="c", sessions=sessions_of(said, D0)))
     query = "lighthouse harbour van ferry"
     whole = store.search(("u",), query, mode="keyword", group_by="session_id", filter={"kind": "turn"})
     assert [h.item.metadata["session_id"] for h in whole] == ["y", "w", "x", "z"]
@@ -114,18 +125,11 @@ def test_a_long_turn_stands_for_itself_in_the_context_rankings(fake_embedder) ->
         Turn(id="a", role="assistant", speaker="", text=answer),
         Turn(id="f", role="user", speaker="", text="Thanks, and zardozi tailoring?"),
     )
-    filler = tuple(
-        Session(id=f"x{i}", date=D0 + timedelta(days=i + 1),
-                turns=(Turn(id=f"x{i}", role="user", speaker="", text=f"we cooked dish number {i} at home"),))
-        for i in range(6)
-    )
-    store = InMemoryStore(fake_embedder)
-    conversation = Conversation(id="c", sessions=(Session(id="s", date=D0, turns=turns), *filler))
-    EpisodicTimeline(store, ("u",), units=("turn", "context")).ingest(conversation)
+    store = _one_session_among_filler(fake_embedder, turns)
     query = "In our previous chat, what was the mood of the zardozi embroidery piece, nostalgia?"
 
     def first(cfg: RetrievalConfig) -> tuple[str, ...]:
-        return HybridRetriever(store, cfg).rank(("u",), query)[0].sources
+        return _first_sources(store, cfg, query)
 
     config = RetrievalConfig(feedback_docs=0)
     assert first(config) == ("a",)  # the question asks what the assistant said ("our previous chat")
@@ -150,18 +154,11 @@ def test_a_long_user_turn_stands_for_itself_on_every_question(fake_embedder) -> 
         Turn(id="u", role="user", speaker="", text=said),
         Turn(id="f", role="assistant", speaker="", text="Sounds like a good week."),
     )
-    filler = tuple(
-        Session(id=f"x{i}", date=D0 + timedelta(days=i + 1),
-                turns=(Turn(id=f"x{i}", role="user", speaker="", text=f"we cooked dish number {i} at home"),))
-        for i in range(6)
-    )
-    store = InMemoryStore(fake_embedder)
-    conversation = Conversation(id="c", sessions=(Session(id="s", date=D0, turns=turns), *filler))
-    EpisodicTimeline(store, ("u",), units=("turn", "context")).ingest(conversation)
+    store = _one_session_among_filler(fake_embedder, turns)
     query = "When did I attend the friends and family sale at Nordstrom?"
 
     def first(cfg: RetrievalConfig) -> tuple[str, ...]:
-        return HybridRetriever(store, cfg).rank(("u",), query)[0].sources
+        return _first_sources(store, cfg, query)
 
     config = RetrievalConfig(feedback_docs=0)
     assert config.long_turns_as_context == "user"

@@ -66,9 +66,11 @@ class RetrievalConfig:
             ``group_by="session_id"``) and fuse that ranking, with this weight, into the
             session ranking (0 = off). It finds a session whose turns share the
             question's words between them when no single turn does. Measured on the dev
-            files (``ltm-no-session-bm25`` is the ablation): LongMemEval recall@2048t
-            .969 -> .985 and session recall_all@5 .892 -> .903, LoCoMo recall@1024t
-            .855 -> .857.
+            files (``ltm-no-session-bm25`` is the ablation): with the user's long turns
+            in the context rankings (the default), LoCoMo recall@1024t .858 -> .861
+            (multi-hop .619 -> .626) and LongMemEval recall@2048t .990 -> .987, session
+            recall_all@5 .925 both; before that rule, LongMemEval recall@2048t .969 -> .985
+            and session recall_all@5 .892 -> .903 (docs/retrieval.md).
         session_diversity: Greedy re-ordering over sessions: a memory's score is
             divided by ``1 + session_diversity * n`` for the ``n`` memories of its
             session placed before it (0 = off;

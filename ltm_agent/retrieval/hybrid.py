@@ -300,6 +300,11 @@ class HybridRetriever:
         turn = str(RecordKind.TURN)
         if not (config.session_weight and config.session_keyword_weight and config.hybrid and turn in config.units):
             return None
+        if config.fusion == "learned":
+            from ltm_agent.retrieval.learned import capturing
+
+            if not capturing():  # the model's order does not read it: no search for nothing
+                return None
         where = {**where, "kind": {"$in": [turn]}}
         return SearchOp(namespace, query, "keyword", where, config.candidates, group_by="session_id")
 

@@ -52,6 +52,7 @@ __all__ = [
     "FusionModel",
     "candidate_features",
     "capture_candidates",
+    "capturing",
     "default_model",
     "fit_logistic",
     "learned_fusion",
@@ -343,6 +344,11 @@ def capture_candidates() -> Iterator[list[CandidateSet]]:
         yield sink
     finally:
         _CAPTURE.reset(token)
+
+
+def capturing() -> bool:
+    """Whether a :func:`capture_candidates` block is collecting (the read path then needs the default order)."""
+    return _CAPTURE.get() is not None
 
 
 def rrf_order(

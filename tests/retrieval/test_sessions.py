@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from retrieval_helpers import sessions_of
 
 from ltm_agent.conversations import Conversation, Session, Turn
 from ltm_agent.memory_stores import InMemoryStore
 from ltm_agent.retrieval import HybridRetriever, RetrievalConfig
+from ltm_agent.retrieval.learned import capture_candidates
 from ltm_agent.retrieval.sessions import diversify_sessions, fuse_session_ranking
 from ltm_agent.timeline import EpisodicTimeline
 
@@ -73,10 +75,13 @@ def test_an_independent_session_ranking_joins_the_one_from_memory_scores() -> No
     )
 
 
-def test_sessions_ranked_as_whole_documents_lift_the_session_that_holds_the_question(fake_embedder) -> None:
-    """Session y's short turns hold every word of the question between them; x has turns that each
-    match two words but is long; w holds two of the words. BM25 over whole sessions ranks y first,
-    and the retriever fuses that in: y's first turn comes before w's."""
+WHOLE_SESSION_QUERY = "lighthouse harbour van ferry"
+
+
+@pytest.fixture
+def whole_session_store(fake_embedder) -> InMemoryStore:  # noqa: ANN001
+    """Session y's short turns hold every word of :data:`WHOLE_SESSION_QUERY` between them; x has turns
+    that each match two words but is long; w holds two of the words; z one (turns only)."""
     filler = [f"note {w} about the {v}" for w, v in zip(
         "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda omicron sigma tau".split(),
         "garden kitchen office garage attic cellar porch hallway study pantry balcony roof yard shed".split(),
@@ -89,7 +94,14 @@ def test_sessions_ranked_as_whole_documents_lift_the_session_that_holds_the_ques
     }
     store = InMemoryStore(fake_embedder)
     EpisodicTimeline(store, ("u",), units=("turn",)).ingest(Conversation(id="c", sessions=sessions_of(said, D0)))
-    query = "lighthouse harbour van ferry"
+    return store
+
+
+def test_sessions_ranked_as_whole_documents_lift_the_session_that_holds_the_question(
+    whole_session_store: InMemoryStore,
+) -> None:
+    """BM25 over whole sessions ranks y first, and the retriever fuses that in: y's first turn comes before w's."""
+    store, query = whole_session_store, WHOLE_SESSION_QUERY
     whole = store.search(("u",), query, mode="keyword", group_by="session_id", filter={"kind": "turn"})
     assert [h.item.metadata["session_id"] for h in whole] == ["y", "w", "x", "z"]
 
@@ -100,6 +112,24 @@ def test_sessions_ranked_as_whole_documents_lift_the_session_that_holds_the_ques
 
     assert first_of("y", 1.0) < first_of("w", 1.0)
     assert first_of("w", 0.0) < first_of("y", 0.0)  # from the memories' scores alone, w comes first
+
+
+def test_training_capture_gives_the_default_order_with_the_whole_session_ranking(
+    whole_session_store: InMemoryStore,
+) -> None:
+    """``bench train-fusion`` compares the learned order with the default one: the order captured on the
+    learned read path must be the default read path's, whole-session BM25 included."""
+    store, query = whole_session_store, WHOLE_SESSION_QUERY
+    config = RetrievalConfig(feedback_docs=0, speaker_boost=0.0)
+
+    def order(cfg: RetrievalConfig) -> list[str]:
+        return [item.id for item, _ in HybridRetriever(store, cfg).ranked_items(("u",), query)]
+
+    default = order(config)
+    assert default != order(config.but(session_keyword_weight=0.0))  # the session ranking matters here
+    with capture_candidates() as sink:
+        captured = order(config.but(fusion="learned"))
+    assert len(sink) == 1 and captured == default
 
 
 def test_retriever_diversity_reaches_the_second_session_sooner(two_session_store: InMemoryStore) -> None:
